@@ -1,0 +1,1 @@
+"""Subcommands of the `vfiolab` tool, one module each (see vfiolab/cli.py)."""
