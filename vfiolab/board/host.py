@@ -1,0 +1,180 @@
+"""The host board: the board contract answered by the kernel this Python runs on.
+
+Every call is the real system call (os.open, fcntl.ioctl, mmap, os.eventfd, select.poll), and every
+failure is the kernel's own OSError. Standard library only: the qemu board's guest agent serves its
+calls with this very class, under Debian's bare python3.11 inside the aarch64 guest.
+
+ioctl arguments follow the C calling convention a VFIO driver uses:
+  - an int is passed by value (VFIO_CHECK_EXTENSION, VFIO_SET_IOMMU);
+  - a ctypes object (a uapi struct, ctypes.c_int32(container_fd)) is passed by pointer and the
+    kernel's answer is copied back into it (vfio_group_status, vfio_region_info, ...);
+  - a bytearray is passed by pointer and updated in place;
+  - bytes are passed by pointer, read-only (VFIO_GROUP_GET_DEVICE_FD takes the device name).
+"""
+import ctypes
+import errno
+import fcntl
+import os
+import select
+
+from .mapping import DmaBuffer, RegisterMapping
+
+VFIO_DIR = "/dev/vfio"
+TYPE1_UNSAFE_PARAM = "/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts"
+
+
+def _no_vfio_error(path):
+    """ENOENT under /dev/vfio with no /dev/vfio at all: say why and what to do."""
+    return FileNotFoundError(
+        errno.ENOENT,
+        f"{VFIO_DIR} is absent on this machine, so {path} cannot be opened: no VFIO driver is loaded. "
+        "Load one (sudo modprobe vfio-pci, or vfio-platform on ARM with CONFIG_VFIO_PLATFORM), "
+        "check `vfiolab doctor host`, or use the sim or qemu board",
+        path)
+
+
+def _ioctl_buffer(arg):
+    """(mutable buffer for fcntl.ioctl, callback copying the kernel's answer back) for `arg`."""
+    if isinstance(arg, ctypes._SimpleCData) or isinstance(arg, (ctypes.Structure, ctypes.Union,
+                                                                   ctypes.Array)):
+        # fcntl.ioctl copies a mutable buffer in and out itself; a ctypes object is one.
+        return arg, None
+    if isinstance(arg, bytearray):
+        return arg, None
+    if isinstance(arg, memoryview) and not arg.readonly:
+        return arg, None
+    if isinstance(arg, (bytes, memoryview)):
+        # Read-only by pointer. A trailing NUL makes a name argument a C string whatever its length.
+        return bytearray(arg) + b"\0", None
+    raise TypeError(f"ioctl arg must be an int, a ctypes object, bytes or a bytearray, "
+                    f"not {type(arg).__name__}")
+
+
+class HostBoard:
+    """This machine's kernel behind the board contract (see vfiolab.board)."""
+
+    kind = "host"
+
+    def __init__(self, gic=None, allow_unsafe_interrupts=False, **options):
+        if options:
+            raise TypeError(f"the host board takes no options {', '.join(sorted(options))}")
+        # The GIC is whatever the hardware has; `gic` only records what the caller expects.
+        self.gic = gic
+        self.allow_unsafe_interrupts = allow_unsafe_interrupts
+        if allow_unsafe_interrupts and os.path.exists(TYPE1_UNSAFE_PARAM):
+            # The parameter is read when a group is attached, so setting it now is enough.
+            with open(TYPE1_UNSAFE_PARAM, "w") as f:
+                f.write("Y")
+        self._fds = set()
+        self._mappings = []
+        self._buffers = []
+
+    # --- files -------------------------------------------------------------------------------
+    def open(self, path, flags=os.O_RDWR):
+        try:
+            fd = os.open(path, flags | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if str(path).startswith(VFIO_DIR + "/") and not os.path.isdir(VFIO_DIR):
+                raise _no_vfio_error(path) from None
+            raise
+        self._fds.add(fd)
+        return fd
+
+    def close(self, fd=None):
+        """close(fd) closes one file; close() with no fd closes the board (as `with` does)."""
+        if fd is None:
+            return self.shutdown()
+        os.close(fd)
+        self._fds.discard(fd)
+
+    def ioctl(self, fd, request, arg=0):
+        if isinstance(arg, bool):
+            raise TypeError("ioctl arg must be an int, a ctypes object, bytes or a bytearray, not bool")
+        if isinstance(arg, int):
+            return fcntl.ioctl(fd, request, arg)
+        buf, _ = _ioctl_buffer(arg)
+        return fcntl.ioctl(fd, request, buf, True)
+
+    def read(self, fd, n, offset=None):
+        return os.read(fd, n) if offset is None else os.pread(fd, n, offset)
+
+    def write(self, fd, data, offset=None):
+        return os.write(fd, data) if offset is None else os.pwrite(fd, data, offset)
+
+    def mmap(self, fd, length, offset=0):
+        mapping = RegisterMapping(fd, length, offset)
+        self._mappings.append(mapping)
+        return mapping
+
+    # --- events ------------------------------------------------------------------------------
+    def eventfd(self, initval=0, flags=os.EFD_CLOEXEC):
+        fd = os.eventfd(initval, flags)
+        self._fds.add(fd)
+        return fd
+
+    def poll(self, fds, timeout_ms=None):
+        """The fds (of `fds`, in order) that are readable within timeout_ms (None: wait forever)."""
+        fds = list(fds)
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        ready = {fd: ev for fd, ev in poller.poll(timeout_ms)}
+        bad = [fd for fd, ev in ready.items() if ev & select.POLLNVAL]
+        if bad:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF) + f" (fd {bad[0]} is not open)")
+        return [fd for fd in fds if ready.get(fd, 0) & (select.POLLIN | select.POLLERR | select.POLLHUP)]
+
+    # --- memory ------------------------------------------------------------------------------
+    def alloc(self, size):
+        buf = DmaBuffer(size)
+        self._buffers.append(buf)
+        return buf
+
+    # --- sysfs -------------------------------------------------------------------------------
+    def listdir(self, path):
+        return sorted(os.listdir(path))
+
+    def readlink(self, path):
+        return os.readlink(path)
+
+    def sysfs_read(self, path):
+        with open(path, "rb", buffering=0) as f:
+            return f.read().decode(errors="replace")
+
+    def sysfs_write(self, path, text):
+        # One write() call: sysfs store methods see exactly one buffer, as with `echo x > file`.
+        data = text.encode() if isinstance(text, str) else bytes(text)
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            return os.write(fd, data)
+        finally:
+            os.close(fd)
+
+    # --- lifetime ----------------------------------------------------------------------------
+    def shutdown(self):
+        """Unmap every mapping and close every fd this board opened (the kernel then releases them)."""
+        for mapping in self._mappings:
+            mapping.close()
+        self._mappings.clear()
+        for buf in self._buffers:
+            try:
+                buf.close()
+            except BufferError:  # still exported (a memoryview is alive): the GC frees it later
+                pass
+        self._buffers.clear()
+        # Devices before groups before containers: the reverse of opening.
+        for fd in sorted(self._fds, reverse=True):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    def __repr__(self):
+        return f"<HostBoard: this machine's kernel, {len(self._fds)} open fds>"

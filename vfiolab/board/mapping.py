@@ -1,0 +1,112 @@
+"""Memory a real kernel hands out: an mmap'd register window and a page-aligned DMA buffer.
+
+Standard library only (mmap, ctypes): the qemu board's guest agent runs this with Debian's bare
+python3.11. Register accesses are single loads and stores of exactly the asked width (ctypes on the
+mapped address), because device registers (MMIO) react to the width and count of accesses.
+"""
+import ctypes
+import mmap
+
+PAGE_SIZE = mmap.PAGESIZE
+
+_WIDTH_TYPES = {8: ctypes.c_uint8, 16: ctypes.c_uint16, 32: ctypes.c_uint32, 64: ctypes.c_uint64}
+
+
+def page_round_up(size):
+    return (size + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
+
+
+def buffer_address(buf):
+    """The virtual address of a writable buffer (an mmap), without keeping an export alive."""
+    anchor = ctypes.c_char.from_buffer(buf)
+    try:
+        return ctypes.addressof(anchor)
+    finally:
+        del anchor  # release the export at once, or the mmap could never be closed
+
+
+class RegisterMapping:
+    """A device region mapped with mmap(MAP_SHARED): read8/16/32/64(off), write8/16/32/64(off, v)."""
+
+    def __init__(self, fd, length, offset):
+        # Always read/write: VFIO maps regions that way, and ctypes needs a writable export to
+        # learn the address.
+        self._mmap = mmap.mmap(fd, length, flags=mmap.MAP_SHARED,
+                               prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
+        self.length, self.offset = length, offset
+        self._base = buffer_address(self._mmap)
+
+    def _register(self, off, width):
+        if self._mmap.closed:
+            raise ValueError("the mapping is closed")
+        if not isinstance(off, int) or isinstance(off, bool):
+            raise TypeError(f"register offset must be an int, not {type(off).__name__}")
+        nbytes = width // 8
+        if off < 0 or off + nbytes > self.length:
+            # Real hardware would answer with SIGBUS/SIGSEGV; Python should not die of a typo.
+            raise ValueError(f"offset {off:#x} (+{nbytes}) is outside the {self.length:#x}-byte mapping")
+        if off % nbytes:
+            raise ValueError(f"offset {off:#x} is not {nbytes}-byte aligned (device memory faults "
+                             "on unaligned accesses)")
+        return _WIDTH_TYPES[width].from_address(self._base + off)
+
+    def read(self, width, off):
+        return self._register(off, width).value
+
+    def write(self, width, off, value):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"register value must be an int, not {type(value).__name__}")
+        if value < 0 or value >> width:
+            raise ValueError(f"value {value:#x} does not fit in {width} bits")
+        self._register(off, width).value = value
+
+    def read8(self, off): return self.read(8, off)
+    def read16(self, off): return self.read(16, off)
+    def read32(self, off): return self.read(32, off)
+    def read64(self, off): return self.read(64, off)
+    def write8(self, off, value): self.write(8, off, value)
+    def write16(self, off, value): self.write(16, off, value)
+    def write32(self, off, value): self.write(32, off, value)
+    def write64(self, off, value): self.write(64, off, value)
+
+    @property
+    def closed(self):
+        return self._mmap.closed
+
+    def close(self):
+        self._mmap.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __len__(self):
+        return self.length
+
+    def __repr__(self):
+        state = "closed" if self.closed else f"at {self._base:#x}"
+        return f"<RegisterMapping {self.length:#x} bytes from file offset {self.offset:#x}, {state}>"
+
+
+class DmaBuffer(mmap.mmap):
+    """Page-aligned anonymous memory for VFIO_IOMMU_MAP_DMA: `.vaddr` is what MAP_DMA is given.
+
+    It is an mmap, so it has the buffer protocol (bytes(buf), buf[0:4] = b"...", memoryview(buf)).
+    """
+
+    def __new__(cls, size):
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise TypeError(f"alloc size must be an int, not {type(size).__name__}")
+        if size <= 0:
+            raise ValueError(f"alloc size must be positive, not {size}")
+        self = super().__new__(cls, -1, page_round_up(size),
+                               flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+                               prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self.size = size
+        self.vaddr = buffer_address(self)
+        return self
+
+    def __repr__(self):
+        return f"<DmaBuffer {self.size:#x} bytes at vaddr {self.vaddr:#x}>"
