@@ -9,6 +9,7 @@ The author's guide is README.md beside this file.
 from .checks import Fail, check, observe
 from .expect import expect, expect_bits, expect_bytes, expect_equal
 from .learner import check_exercise, scoreboard
+from .observations import real_board
 
 __all__ = ["check", "observe", "Fail", "expect", "expect_equal", "expect_bytes", "expect_bits",
-           "check_exercise", "scoreboard"]
+           "real_board", "check_exercise", "scoreboard"]

@@ -1,0 +1,209 @@
+"""Start a learner's kernel where it cannot reach the instructor's files: `python -m
+vfiolab.grading.sandbox CONFIG -- KERNEL ARGV...` is the grader's kernel command.
+
+What it does, in order, where Linux allows it:
+  - a new mount namespace in which the instructor's folders (labs with hidden checks, the class's
+    submissions, the gradebook) are covered by empty tmpfs, and every hidden_checks.py by /dev/null;
+  - a new PID namespace, so whatever the notebook starts dies with its kernel;
+  - as root: the kernel runs as the unprivileged user `nobody` (so it cannot undo the mounts, write
+    vfiolab's installed code or read root-only files); otherwise an unprivileged user namespace
+    provides the mounts and the kernel keeps the caller's uid;
+  - resource limits (processes, file size, core dumps) and a parent-death signal.
+The isolation that applied is written to the file named by the config's "report" before the kernel
+starts. If none can be had (no namespaces), the kernel runs as is and the report says "none".
+Limits: no network isolation (the kernel talks to the grader over localhost TCP); files readable by
+`nobody` outside the hidden folders stay readable; this is not a defence against kernel exploits.
+"""
+import ctypes
+import json
+import os
+import signal
+import sys
+
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
+MS_RDONLY, MS_BIND, MS_REC, MS_PRIVATE = 1, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG = 1
+NOBODY = 65534
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(result, what):
+    if result != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(source, target, fstype, flags, data=None):
+    _check(_libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
+                       flags, data.encode() if data else None), f"mount {target}")
+
+
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def enter_namespaces():
+    """Unshare mount and PID namespaces; returns how ("root" or "userns"), or raises OSError."""
+    if os.geteuid() == 0:
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
+        how = "root"
+    else:
+        uid, gid = os.geteuid(), os.getegid()
+        _check(_libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID), "unshare (user namespace)")
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{uid} {uid} 1")
+        _write("/proc/self/gid_map", f"{gid} {gid} 1")
+        how = "userns"
+    _mount("none", "/", None, MS_REC | MS_PRIVATE)
+    return how
+
+
+def _blocked_ancestor(path):
+    """The first folder above path that others may not traverse, or None."""
+    parts = path.strip(os.sep).split(os.sep)
+    for i in range(1, len(parts)):
+        folder = os.sep + os.path.join(*parts[:i])
+        if not os.stat(folder).st_mode & 0o001:
+            return folder
+    return None
+
+
+def expose(needed):
+    """Make each needed path reachable by `nobody`: a folder above it that others may not
+    traverse (say /root, when Python lives in /root/.pyenv) is replaced, in this mount namespace
+    only, by an empty traversable tmpfs into which just the needed paths are bound back."""
+    import tempfile
+    blocked = {}
+    for path in {os.path.realpath(p) for p in needed}:
+        folder = _blocked_ancestor(path)
+        if folder:
+            blocked.setdefault(folder, []).append(path)
+    for folder, paths in blocked.items():
+        stage = tempfile.mkdtemp(prefix="vfiolab-stage-")
+        staged = []
+        for i, path in enumerate(sorted(paths)):
+            source = os.path.join(stage, str(i))
+            _mount_point(source, os.path.isdir(path))
+            _mount(path, source, None, MS_BIND | MS_REC)
+            staged.append((source, path))
+        _mount("tmpfs", folder, "tmpfs", 0, "size=64k,mode=0711")
+        for source, path in staged:
+            os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
+            if not os.path.exists(path):
+                _mount_point(path, os.path.isdir(source))
+            _mount(source, path, None, MS_BIND | MS_REC)
+            _libc.umount2(source.encode(), 2)  # MNT_DETACH
+            os.rmdir(source) if os.path.isdir(source) else os.unlink(source)
+        os.rmdir(stage)
+
+
+def _mount_point(path, folder):
+    if folder:
+        os.mkdir(path)
+    else:
+        open(path, "w").close()
+
+
+def hide(paths, keep):
+    """Cover each path (folder: empty tmpfs; file: /dev/null), unless it holds a path in `keep`."""
+    keep = [os.path.join(os.path.realpath(k), "") for k in keep]
+    hidden = []
+    for path in paths:
+        path = os.path.realpath(path)
+        if not os.path.exists(path):
+            continue
+        if os.path.isdir(path):
+            if any(k.startswith(os.path.join(path, "")) for k in keep):
+                continue  # covering it would hide Python or the scratch folder itself
+            _mount("tmpfs", path, "tmpfs", MS_RDONLY, "size=4k,mode=0555")
+        else:
+            _mount("/dev/null", path, None, MS_BIND)
+        hidden.append(path)
+    return hidden
+
+
+def _limit_resources():
+    import resource
+    for limit, value in ((resource.RLIMIT_CORE, 0), (resource.RLIMIT_NPROC, 512),
+                         (resource.RLIMIT_FSIZE, 1 << 30)):
+        try:
+            resource.setrlimit(limit, (value, value))
+        except (ValueError, OSError):
+            pass
+
+
+def _become_nobody(scratch):
+    for folder, dirs, files in os.walk(scratch):
+        for name in [folder] + [os.path.join(folder, f) for f in dirs + files]:
+            os.lchown(name, NOBODY, NOBODY)
+    os.setgroups([])
+    os.setgid(NOBODY)
+    os.setuid(NOBODY)
+
+
+def main(argv):
+    config_path, kernel_argv = argv[0], argv[argv.index("--") + 1:]
+    with open(config_path) as f:
+        config = json.load(f)
+    scratch = config["scratch"]
+    # ipykernel reads its connection file after we drop privileges: give it a copy it may read.
+    if "-f" in kernel_argv:
+        i = kernel_argv.index("-f") + 1
+        copy = os.path.join(scratch, ".kernel.json")
+        with open(kernel_argv[i]) as src, open(copy, "w") as dst:
+            dst.write(src.read())
+        kernel_argv[i] = copy
+    report_file = open(config["report"], "w")  # opened now: its folder is hidden below
+    report = {"isolation": "none", "hidden": [], "user": os.geteuid(), "why": ""}
+    try:
+        how = enter_namespaces()
+    except OSError as e:  # no namespaces here (a container without them): run unisolated, say so
+        report["why"] = str(e)
+    else:  # from here on a failure stops the kernel: never run half-isolated
+        if how == "root":
+            import vfiolab
+            expose([sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(vfiolab.__file__)),
+                    os.path.realpath(sys.executable), *config.get("keep", [])])
+        report["hidden"] = hide(config["hide"], keep=[scratch, sys.prefix, sys.base_prefix,
+                                                      *config.get("keep", [])])
+        report["isolation"] = how
+    report["user"] = NOBODY if report["isolation"] == "root" else os.geteuid()
+    with report_file:
+        report_file.write(json.dumps(report))
+    env = dict(os.environ, HOME=scratch, IPYTHONDIR=os.path.join(scratch, ".ipython"),
+               JUPYTER_RUNTIME_DIR=os.path.join(scratch, ".runtime"), TMPDIR=scratch,
+               MPLCONFIGDIR=os.path.join(scratch, ".mpl"))
+    env.pop("JUPYTER_PATH", None)
+    child = os.fork()
+    if child == 0:  # pid 1 of the new PID namespace, when there is one
+        try:
+            _limit_resources()
+            if report["isolation"] == "root":
+                _become_nobody(scratch)
+            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            os.chdir(scratch)
+            os.execve(kernel_argv[0], kernel_argv, env)
+        except BaseException as e:
+            print(f"vfiolab sandbox: cannot start the kernel: {type(e).__name__}: {e}", file=sys.stderr)
+        finally:
+            os._exit(127)
+    # Stay as the kernel's parent and mirror its exit. Interrupts (nbclient's timeouts) reach the
+    # kernel directly: jupyter_client signals the whole process group, which it shares with us.
+    signal.signal(signal.SIGINT, lambda s, _f: None)
+    for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(sig, lambda s, _f: os.kill(child, s))
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            status = 0
+            break
+        except InterruptedError:
+            continue
+    os._exit(os.waitstatus_to_exitcode(status) & 0xff if os.WIFEXITED(status) else 1)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
