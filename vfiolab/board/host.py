@@ -15,6 +15,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import re
 import select
 
 from .mapping import DmaBuffer, RegisterMapping
@@ -149,6 +150,29 @@ class HostBoard:
             return os.write(fd, data)
         finally:
             os.close(fd)
+
+    # --- beyond the contract ------------------------------------------------------------------
+    def dmesg(self):
+        """The kernel log as `dmesg` prints it ("[seconds] message" lines), from /dev/kmsg."""
+        lines = []
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            while True:
+                try:
+                    record = os.read(fd, 8192).decode(errors="replace")
+                except BlockingIOError:
+                    break
+                except BrokenPipeError:  # overwritten records were skipped; keep reading
+                    continue
+                prefix, _, text = record.partition(";")
+                usec = int(prefix.split(",")[2])
+                # /dev/kmsg escapes unprintable bytes as \xNN; dmesg(1) prints them unescaped.
+                message = re.sub(r"\\x([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)),
+                                 text.splitlines()[0])
+                lines.append(f"[{usec // 1000000:5d}.{usec % 1000000:06d}] {message}")
+        finally:
+            os.close(fd)
+        return "\n".join(lines) + "\n"
 
     # --- lifetime ----------------------------------------------------------------------------
     def shutdown(self):

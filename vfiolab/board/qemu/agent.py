@@ -1,0 +1,189 @@
+"""The guest agent: serves the board contract inside the qemu guest with the host board's code.
+
+Run by the guest's /init as `python3.11 -I -S -B agent.py SHARE` (SHARE: the 9p mount holding
+vfiolab's source). It talks to the host-side QemuBoard over the virtio-serial port named
+org.vfiolab.agent (protocol.py), one call at a time, and forwards every eventfd it created when it
+fires, so the host can signal its own eventfd.
+"""
+import ctypes
+import errno
+import mmap
+import os
+import select
+import struct
+import sys
+
+if __name__ == "__main__":
+    sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else "/opt/vfiolab")
+
+from vfiolab.board.host import HostBoard  # noqa: E402
+from vfiolab.board.qemu import protocol  # noqa: E402
+
+PORT_NAME = "org.vfiolab.agent"
+PAGE = mmap.PAGESIZE
+
+
+def find_port():
+    """/dev/vportNpM of the virtio-serial port with our name (no udev here to make a by-name link)."""
+    base = "/sys/class/virtio-ports"
+    for entry in sorted(os.listdir(base)):
+        try:
+            with open(f"{base}/{entry}/name") as f:
+                if f.read().strip() == PORT_NAME:
+                    return f"/dev/{entry}"
+        except OSError:
+            pass
+    raise SystemExit(f"vfiolab agent: no virtio-serial port named {PORT_NAME}")
+
+
+def physical_pages(vaddr, size):
+    """Guest-physical address of each page of [vaddr, vaddr+size), from /proc/self/pagemap."""
+    with open("/proc/self/pagemap", "rb") as f:
+        f.seek(vaddr // PAGE * 8)
+        entries = struct.unpack(f"<{size // PAGE}Q", f.read(size // PAGE * 8))
+    if not all(e >> 63 for e in entries):
+        raise OSError(errno.EFAULT, "a DMA buffer page is not present")
+    return [(e & ((1 << 55) - 1)) * PAGE for e in entries]
+
+
+class Agent:
+    def __init__(self, port_path):
+        self.board = HostBoard()
+        self.port = os.open(port_path, os.O_RDWR)
+        self.reader = protocol.FrameReader()
+        self.mappings, self.buffers, self.watched = {}, {}, set()
+        self.next_id = 1
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.mlock.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+
+    def send(self, message):
+        data = protocol.encode(message)
+        while data:
+            data = data[os.write(self.port, data):]
+
+    def new_id(self):
+        self.next_id += 1
+        return self.next_id
+
+    # --- operations (names are the wire's) ------------------------------------------------------
+    def op_ping(self):
+        return {"release": os.uname().release, "machine": os.uname().machine,
+                "python": sys.version.split()[0]}
+
+    def op_open(self, path, flags):
+        return self.board.open(path, flags)
+
+    def op_close(self, fd):
+        self.watched.discard(fd)
+        self.board.close(fd)
+
+    def op_ioctl(self, fd, request, kind, payload):
+        if kind == "int":
+            return self.board.ioctl(fd, request, payload), None
+        buf = bytearray(payload)
+        ret = self.board.ioctl(fd, request, buf if kind == "inout" else bytes(buf))
+        return ret, bytes(buf) if kind == "inout" else None
+
+    def op_read(self, fd, n, offset):
+        return self.board.read(fd, n, offset)
+
+    def op_write(self, fd, data, offset):
+        return self.board.write(fd, data, offset)
+
+    def op_mmap(self, fd, length, offset):
+        mid = self.new_id()
+        self.mappings[mid] = self.board.mmap(fd, length, offset)
+        return mid
+
+    def op_mread(self, mid, width, off):
+        return self.mappings[mid].read(width, off)
+
+    def op_mwrite(self, mid, width, off, value):
+        self.mappings[mid].write(width, off, value)
+
+    def op_munmap(self, mid):
+        self.mappings.pop(mid).close()
+
+    def op_eventfd(self):
+        fd = self.board.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self.watched.add(fd)
+        return fd
+
+    def op_alloc(self, size):
+        buf = self.board.alloc(size)
+        for off in range(0, len(buf), PAGE):
+            buf[off] = 0  # a write, so each page gets its own frame (not the shared zero page)
+        if self.libc.mlock(buf.vaddr, len(buf)):
+            raise OSError(ctypes.get_errno(), "mlock of a DMA buffer failed")
+        bid = self.new_id()
+        self.buffers[bid] = buf
+        return bid, buf.vaddr, physical_pages(buf.vaddr, len(buf))
+
+    def op_free(self, bid):
+        buf = self.buffers.pop(bid)
+        try:
+            buf.close()
+        except BufferError:
+            pass
+
+    def op_listdir(self, path):
+        return self.board.listdir(path)
+
+    def op_readlink(self, path):
+        return self.board.readlink(path)
+
+    def op_sysfs_read(self, path):
+        return self.board.sysfs_read(path)
+
+    def op_sysfs_write(self, path, text):
+        return self.board.sysfs_write(path, text)
+
+    def op_dmesg(self):
+        return self.board.dmesg()
+
+    def op_poweroff(self):
+        os.sync()
+        self.send(("ok", self.current_seq, None))
+        ctypes.CDLL(None).reboot(0x4321FEDC)  # LINUX_REBOOT_CMD_POWER_OFF; QEMU then exits
+
+    # --- loop ---------------------------------------------------------------------------------
+    def handle(self, seq, op, args):
+        self.current_seq = seq
+        fn = getattr(self, "op_" + op, None)
+        try:
+            if fn is None:
+                raise ValueError(f"the guest agent has no operation {op!r}")
+            self.send(("ok", seq, fn(*args)))
+        except OSError as e:
+            self.send(("oserror", seq, e.errno or 0, e.strerror or str(e),
+                       e.filename if isinstance(e.filename, str) else None))
+        except Exception as e:  # bad arguments: the host re-raises the same kind of error
+            self.send(("error", seq, type(e).__name__, str(e)))
+
+    def forward_event(self, fd):
+        try:
+            count = int.from_bytes(os.read(fd, 8), "little")
+        except BlockingIOError:
+            return
+        self.send(("event", fd, count))
+
+    def serve(self):
+        while True:
+            poller = select.poll()
+            poller.register(self.port, select.POLLIN)
+            for fd in self.watched:
+                poller.register(fd, select.POLLIN)
+            for fd, _ in poller.poll():
+                if fd == self.port:
+                    data = os.read(self.port, 1 << 16)
+                    if not data:  # host side not connected: wait for it
+                        select.select([], [], [], 0.05)
+                        continue
+                    for seq, op, args in self.reader.feed(data):
+                        self.handle(seq, op, args)
+                elif fd in self.watched:
+                    self.forward_event(fd)
+
+
+if __name__ == "__main__":
+    Agent(find_port()).serve()

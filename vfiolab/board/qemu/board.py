@@ -1,0 +1,449 @@
+"""QemuBoard: the board contract answered by a real aarch64 Linux kernel under QEMU.
+
+Every call is proxied to the guest agent (agent.py), which runs the host board's code there. What a
+learner holds on this side behaves as on a host:
+  - fds are numbers in *this* process: a guest file (container, group, device) is stood for by a
+    placeholder fd here (an open /dev/null, so the number is unique and closing it is harmless);
+    board calls translate it to the guest's fd, including inside ioctl arguments that carry fds
+    (VFIO_GROUP_SET_CONTAINER, VFIO_DEVICE_SET_IRQS with eventfds);
+  - eventfd() gives a real eventfd of this process; when the guest's twin fires (an MSI through the
+    ITS, say) the agent reports it and this side signals the local one, so poll, select and asyncio
+    wait on it directly;
+  - alloc() gives guest memory: its pages are mapped here from the shared guest RAM, so the buffer
+    protocol reads and writes exactly what the device's DMA reads and writes; .vaddr is the guest
+    address that VFIO_IOMMU_MAP_DMA takes;
+  - mmap() gives a mapping whose read32/write32... are single accesses made by the agent.
+A guest that panics or stops answering raises GuestError with the tail of its console.
+"""
+import atexit
+import ctypes
+import errno
+import mmap
+import os
+import queue
+import select
+import threading
+import time
+import weakref
+
+from ... import uapi
+from . import image as guest_image
+from . import protocol
+from .machine import RAM_BASE, Machine
+
+CALL_TIMEOUT = 30.0  # seconds a guest call may take (TCG is slow; a 1 GiB MAP_DMA is slower still)
+_live = weakref.WeakSet()
+
+
+class GuestError(RuntimeError):
+    """The guest kernel or its agent is gone or silent (not an answer of the kernel: that is OSError)."""
+
+
+def _share_dir():
+    """The directory holding the vfiolab package: shared read-only into the guest over 9p."""
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def _libc_mmap():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long)
+    return libc.mmap
+
+
+_CTYPES = (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)
+
+
+def _raw_bytes(arg):
+    if isinstance(arg, _CTYPES):
+        return ctypes.string_at(ctypes.addressof(arg), ctypes.sizeof(arg))
+    return bytes(arg)
+
+
+def _set_raw_bytes(arg, data):
+    if isinstance(arg, _CTYPES):
+        ctypes.memmove(ctypes.addressof(arg), data, min(len(data), ctypes.sizeof(arg)))
+    else:
+        memoryview(arg).cast("B")[:len(data)] = data
+
+
+class QemuDmaBuffer(mmap.mmap):
+    """Guest memory for DMA, seen from here: .vaddr (guest virtual, for MAP_DMA), .size, .gpas."""
+
+    def __new__(cls, board, bid, size, vaddr, gpas):
+        self = super().__new__(cls, -1, len(gpas) * mmap.PAGESIZE,
+                               flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        # Replace each page of this reservation by the guest page behind it (MAP_FIXED over our
+        # own mapping), so the mmap's memory *is* the guest's.
+        anchor = ctypes.c_char.from_buffer(self)
+        base = ctypes.addressof(anchor)
+        del anchor
+        libc_mmap = _libc_mmap()
+        for i, gpa in enumerate(gpas):
+            addr = libc_mmap(base + i * mmap.PAGESIZE, mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_WRITE,
+                             mmap.MAP_SHARED | 0x10,  # MAP_FIXED
+                             board._machine.ram_fd, gpa - RAM_BASE)
+            if addr != base + i * mmap.PAGESIZE:
+                raise OSError(ctypes.get_errno(), "mapping guest memory failed")
+        self.size, self.vaddr, self.gpas, self.bid = size, vaddr, gpas, bid
+        return self
+
+    def __repr__(self):
+        return f"<QemuDmaBuffer {self.size:#x} bytes at guest vaddr {self.vaddr:#x}>"
+
+
+class QemuMapping:
+    """A device region mapped in the guest; each access is one load or store there."""
+
+    def __init__(self, board, mid, length, offset):
+        self._board, self._mid, self.length, self.offset = board, mid, length, offset
+        self.closed = False
+
+    def read(self, width, off):
+        if self.closed:
+            raise ValueError("the mapping is closed")
+        return self._board._call("mread", self._mid, width, off)
+
+    def write(self, width, off, value):
+        if self.closed:
+            raise ValueError("the mapping is closed")
+        self._board._call("mwrite", self._mid, width, off, value)
+
+    def read8(self, off): return self.read(8, off)
+    def read16(self, off): return self.read(16, off)
+    def read32(self, off): return self.read(32, off)
+    def read64(self, off): return self.read(64, off)
+    def write8(self, off, value): self.write(8, off, value)
+    def write16(self, off, value): self.write(16, off, value)
+    def write32(self, off, value): self.write(32, off, value)
+    def write64(self, off, value): self.write(64, off, value)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            if self._board._alive():
+                self._board._call("munmap", self._mid)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __len__(self):
+        return self.length
+
+
+class QemuBoard:
+    """A real aarch64 Linux under qemu-system-aarch64 -M virt (SMMUv3, GICv3 ITS or GICv2m, edu)."""
+
+    kind = "qemu"
+
+    def __init__(self, gic="its", allow_unsafe_interrupts=False, *, memory_mib=512, cpus=1,
+                 timeout=CALL_TIMEOUT, quiet=False):
+        # One board per Python process (per notebook kernel): re-running the cell that opens a
+        # board replaces the old one instead of leaving a second QEMU running.
+        for old in list(_live):
+            old.close()
+        self.gic, self.allow_unsafe_interrupts, self.timeout = gic, allow_unsafe_interrupts, timeout
+        self._machine = Machine(gic, allow_unsafe_interrupts, memory_mib, cpus, _share_dir())
+        self._guest_fd = {}      # placeholder fd here -> fd in the guest
+        self._eventfds = {}      # eventfd here -> its twin in the guest
+        self._eventfd_of_guest = {}
+        self._buffers = []
+        self._mappings = []
+        self._replies = queue.Queue()
+        self._send_lock = threading.Lock()
+        self._seq = 0
+        self._dead = None        # why the guest is gone, once it is
+        self._sock = None
+        image = guest_image.ensure_image()
+        started = time.monotonic()
+        self._machine.start(image)
+        _live.add(self)
+        try:
+            self._sock = self._machine.connect_agent()
+            self._reader = threading.Thread(target=self._read_loop, name="vfiolab-qemu-agent",
+                                            daemon=True)
+            self._reader.start()
+            self.guest = self._call("ping", timeout=60)
+        except BaseException:
+            self.close()
+            raise
+        self.boot_seconds = time.monotonic() - started
+        if not quiet:
+            print(f"qemu board ready in {self.boot_seconds:.1f} s: Linux {self.guest['release']} "
+                  f"(aarch64, GIC {gic}, SMMUv3, edu), Python {self.guest['python']} agent")
+
+    # --- wire ---------------------------------------------------------------------------------
+    def _read_loop(self):
+        reader = protocol.FrameReader()
+        try:
+            while True:
+                data = self._sock.recv(1 << 16)
+                if not data:
+                    break
+                for message in reader.feed(data):
+                    if message[0] == "event":
+                        local = self._eventfd_of_guest.get(message[1])
+                        if local is not None:
+                            try:
+                                os.eventfd_write(local, message[2])
+                            except OSError:  # closed meanwhile
+                                pass
+                    else:
+                        self._replies.put(message)
+        except OSError:
+            pass
+        self._replies.put(("closed",))
+
+    def _alive(self):
+        return self._dead is None and self._sock is not None
+
+    def _guest_gone(self, what):
+        """GuestError saying what happened, with the guest console's last lines."""
+        time.sleep(0.3)  # let QEMU flush the console log (a panic prints last)
+        status = self._machine.proc.poll() if self._machine.proc else None
+        state = (f"QEMU exited with status {status}" if status is not None
+                 else "QEMU is still running")
+        self._dead = f"{what} ({state})"
+        tail = self._machine.console_tail() if self._machine.rundir else "(console log removed)"
+        return GuestError(f"the qemu board's guest {what} ({state}). Open a new board with "
+                          f"vfiolab.open_board('qemu'). Last lines of the guest console:\n{tail}")
+
+    def _call(self, op, *args, timeout=None):
+        if self._dead:
+            raise GuestError(f"the qemu board is not usable: {self._dead}")
+        with self._send_lock:
+            self._seq += 1
+            seq = self._seq
+            try:
+                self._sock.sendall(protocol.encode((seq, op, args)))
+            except OSError:
+                raise self._guest_gone("closed its connection") from None
+            deadline = time.monotonic() + (timeout or self.timeout)
+            while True:
+                try:
+                    reply = self._replies.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    raise self._guest_gone(f"did not answer {op} within {timeout or self.timeout:.0f} s")
+                if reply[0] == "closed":
+                    raise self._guest_gone("stopped (its kernel panicked or powered off)")
+                if reply[1] == seq:
+                    break  # replies with older numbers answered calls that timed out: drop them
+        if reply[0] == "ok":
+            return reply[2]
+        if reply[0] == "oserror":
+            _, _, code, strerror, filename = reply
+            raise OSError(code, strerror, filename) if filename else OSError(code, strerror)
+        _, _, kind, message = reply
+        raise {"TypeError": TypeError, "ValueError": ValueError, "KeyError": ValueError,
+               "BufferError": BufferError, "OverflowError": OverflowError}.get(kind, RuntimeError)(
+            message)
+
+    # --- fd translation -----------------------------------------------------------------------
+    def _to_guest(self, fd):
+        if isinstance(fd, bool) or not isinstance(fd, int):
+            raise TypeError(f"fd must be an int, not {type(fd).__name__}")
+        if fd in self._guest_fd:
+            return self._guest_fd[fd]
+        if fd in self._eventfds:
+            return self._eventfds[fd]
+        return -1  # not a file of this board: the guest kernel answers EBADF, as for a closed fd
+
+    def _placeholder(self, guest_fd):
+        local = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self._guest_fd[local] = guest_fd
+        return local
+
+    def _translate_fds_in(self, request, data):
+        """Rewrite fds carried inside an ioctl argument (bytes of it) into the guest's numbers."""
+        if request == uapi.VFIO_GROUP_SET_CONTAINER and len(data) >= 4:
+            fd = int.from_bytes(data[:4], "little", signed=True)
+            data[:4] = self._to_guest(fd).to_bytes(4, "little", signed=True)
+        elif request == uapi.VFIO_DEVICE_SET_IRQS and len(data) >= 20:
+            flags, count = int.from_bytes(data[4:8], "little"), int.from_bytes(data[16:20], "little")
+            if flags & uapi.VFIO_IRQ_SET_DATA_EVENTFD:
+                for i in range(min(count, (len(data) - 20) // 4)):
+                    at = 20 + 4 * i
+                    fd = int.from_bytes(data[at:at + 4], "little", signed=True)
+                    if fd >= 0:  # -1 means "no eventfd" (de-assign) and stays as it is
+                        data[at:at + 4] = self._to_guest(fd).to_bytes(4, "little", signed=True)
+
+    # --- the contract -------------------------------------------------------------------------
+    def open(self, path, flags=os.O_RDWR):
+        return self._placeholder(self._call("open", os.fspath(path), flags))
+
+    def close(self, fd=None):
+        """close(fd) closes one file; close() with no fd shuts the board down (as `with` does)."""
+        if fd is None:
+            return self.shutdown()
+        if fd in self._eventfds:
+            guest = self._eventfds.pop(fd)
+            self._eventfd_of_guest.pop(guest, None)
+            os.close(fd)
+            self._call("close", guest)
+        elif fd in self._guest_fd:
+            guest = self._guest_fd.pop(fd)
+            os.close(fd)
+            self._call("close", guest)
+        else:
+            self._call("close", -1)  # EBADF from the guest kernel
+
+    def ioctl(self, fd, request, arg=0):
+        guest_fd = self._to_guest(fd)
+        if isinstance(arg, bool):
+            raise TypeError("ioctl arg must be an int, a ctypes object, bytes or a bytearray, not bool")
+        if isinstance(arg, int):
+            ret, _ = self._call("ioctl", guest_fd, request, "int", arg)
+        elif isinstance(arg, _CTYPES) or isinstance(arg, bytearray) or (
+                isinstance(arg, memoryview) and not arg.readonly):
+            original = _raw_bytes(arg)
+            data = bytearray(original)
+            self._translate_fds_in(request, data)
+            ret, out = self._call("ioctl", guest_fd, request, "inout", bytes(data))
+            if bytes(data) != original:
+                # The kernel's answer, except where we put the guest's fd numbers: the caller's stay.
+                out = bytes(o if t == a else a for o, t, a in zip(original, data, out))
+            _set_raw_bytes(arg, out)
+        elif isinstance(arg, (bytes, memoryview)):
+            data = bytearray(arg)
+            self._translate_fds_in(request, data)
+            ret, _ = self._call("ioctl", guest_fd, request, "in", bytes(data))
+        else:
+            raise TypeError(f"ioctl arg must be an int, a ctypes object, bytes or a bytearray, "
+                            f"not {type(arg).__name__}")
+        if request == uapi.VFIO_GROUP_GET_DEVICE_FD:
+            return self._placeholder(ret)
+        return ret
+
+    def read(self, fd, n, offset=None):
+        if fd in self._eventfds:
+            return os.read(fd, n) if offset is None else os.pread(fd, n, offset)
+        return self._call("read", self._to_guest(fd), n, offset)
+
+    def write(self, fd, data, offset=None):
+        if fd in self._eventfds:
+            return os.write(fd, data) if offset is None else os.pwrite(fd, data, offset)
+        return self._call("write", self._to_guest(fd), bytes(data), offset)
+
+    def mmap(self, fd, length, offset=0):
+        mid = self._call("mmap", self._to_guest(fd), length, offset)
+        mapping = QemuMapping(self, mid, length, offset)
+        self._mappings.append(mapping)
+        return mapping
+
+    def eventfd(self, initval=0, flags=os.EFD_CLOEXEC):
+        guest = self._call("eventfd")
+        local = os.eventfd(initval, flags)
+        self._eventfds[local] = guest
+        self._eventfd_of_guest[guest] = local
+        return local
+
+    def poll(self, fds, timeout_ms=None):
+        """The fds (of `fds`, in order) readable within timeout_ms; eventfds are waited on here."""
+        fds = list(fds)
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        ready = {fd: ev for fd, ev in poller.poll(timeout_ms)}
+        if any(ev & select.POLLNVAL for ev in ready.values()):
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        return [fd for fd in fds if ready.get(fd, 0) & (select.POLLIN | select.POLLERR | select.POLLHUP)]
+
+    def alloc(self, size):
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise TypeError(f"alloc size must be an int, not {type(size).__name__}")
+        if size <= 0:
+            raise ValueError(f"alloc size must be positive, not {size}")
+        bid, vaddr, gpas = self._call("alloc", size)
+        buf = QemuDmaBuffer(self, bid, size, vaddr, gpas)
+        self._buffers.append(buf)
+        return buf
+
+    def listdir(self, path):
+        return self._call("listdir", os.fspath(path))
+
+    def readlink(self, path):
+        return self._call("readlink", os.fspath(path))
+
+    def sysfs_read(self, path):
+        return self._call("sysfs_read", os.fspath(path))
+
+    def sysfs_write(self, path, text):
+        return self._call("sysfs_write", os.fspath(path), text if isinstance(text, str) else bytes(text))
+
+    # --- beyond the contract ------------------------------------------------------------------
+    def dmesg(self):
+        """The guest kernel's log (as `dmesg` prints it)."""
+        return self._call("dmesg")
+
+    def console_tail(self, lines=25):
+        """The last lines the guest printed on its serial console."""
+        return self._machine.console_tail(lines)
+
+    @property
+    def qemu_pid(self):
+        return self._machine.proc.pid if self._machine.proc else None
+
+    @property
+    def console_socket(self):
+        """A unix socket on the guest's serial console (a busybox shell): `vfiolab console`."""
+        return self._machine.console_socket
+
+    # --- lifetime -----------------------------------------------------------------------------
+    def shutdown(self):
+        """Stop QEMU and release everything on this side. Safe to call twice."""
+        _live.discard(self)
+        if self._alive() and self._machine.alive():
+            try:
+                self._call("poweroff", timeout=2)
+            except (GuestError, OSError):
+                pass
+        self._dead = self._dead or "closed"
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._machine.stop()
+        for buf in self._buffers:
+            try:
+                buf.close()
+            except BufferError:  # a memoryview still holds it; its pages stay readable
+                pass
+        self._buffers.clear()
+        for fd in list(self._guest_fd) + list(self._eventfds):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._guest_fd.clear()
+        self._eventfds.clear()
+        self._eventfd_of_guest.clear()
+        for mapping in self._mappings:
+            mapping.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    def __del__(self):
+        try:
+            if self._machine.alive():
+                self._machine.stop()
+        except Exception:
+            pass
+
+    def __repr__(self):
+        state = "closed" if self._dead else f"running (QEMU pid {self.qemu_pid})"
+        return f"<QemuBoard gic={self.gic} allow_unsafe_interrupts={self.allow_unsafe_interrupts}: {state}>"
+
+
+@atexit.register
+def _close_all_boards():
+    for board in list(_live):
+        board.shutdown()
