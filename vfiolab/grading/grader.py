@@ -1,0 +1,223 @@
+"""Grade a class: find the submissions, run each in its own process, judge, write as each completes.
+
+SUBMISSIONS/<learner>/<lab-folder>/<notebook>.ipynb -> GRADES (see gradebook.py). The runner
+process (runner.py) returns observations only; public and hidden checks judge them here, in the
+grader's process, which the learners' code never shares.
+"""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+
+import nbformat
+
+from . import gradebook
+from .checks import Result, judge
+from .collector import library_roots, package_fingerprints
+from .lab import HIDDEN_CHECKS, Lab
+from .notebook import changed_locked_cells
+from .observations import seen_from
+from .progress import Progress
+from .release import release_lab
+from .runner import read_notebook
+
+
+@dataclass
+class Job:
+    learner: str
+    lab: str
+    notebook: str | None  # path of the submitted notebook, None if there is none
+    note: str = ""
+
+    @property
+    def label(self):
+        return f"{self.learner}/{self.lab}"
+
+
+@dataclass
+class Limits:
+    cell_timeout: float = 60
+    notebook_timeout: float = 600
+
+
+class PreparedLab:
+    """Everything the grader needs about one lab, made once per run."""
+
+    def __init__(self, lab, work):
+        self.lab = lab
+        self.checks, _ = lab.load(hidden=True)
+        self.files = release_lab(lab, os.path.join(work, "release"))
+        self.released_nb = nbformat.read(os.path.join(self.files, lab.notebook), as_version=4)
+        self.checks_source = lab.public_source()
+
+
+def find_jobs(submissions, labs):
+    """(jobs, warnings): one job per learner and known lab folder; odd entries become warnings."""
+    jobs, warnings = [], []
+    for learner in sorted(os.listdir(submissions)):
+        folder = os.path.join(submissions, learner)
+        if learner.startswith(".") or not os.path.isdir(folder):
+            warnings.append(f"ignored {learner}: not a learner folder")
+            continue
+        for lab in sorted(os.listdir(folder)):
+            path = os.path.join(folder, lab)
+            if lab.startswith("."):
+                continue
+            if lab not in labs or not os.path.isdir(path):
+                warnings.append(f"ignored {learner}/{lab}: not a lab folder "
+                                f"(labs: {', '.join(sorted(labs)) or 'none'})")
+                continue
+            expected = labs[lab].lab.notebook
+            books = sorted(f for f in os.listdir(path) if f.endswith(".ipynb"))
+            if expected in books:
+                jobs.append(Job(learner, lab, os.path.join(path, expected)))
+            elif len(books) == 1:
+                jobs.append(Job(learner, lab, os.path.join(path, books[0]),
+                                f"graded {books[0]} (the lab's notebook is named {expected})"))
+            else:
+                found = ", ".join(sorted(os.listdir(path))) or "nothing"
+                jobs.append(Job(learner, lab, None, f"no notebook {expected} submitted (found: {found})"))
+    return jobs, warnings
+
+
+def sha256(path):
+    if path is None:
+        return ""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def zero(checks, message):
+    return [Result(c.id, c.exercise, c.points, 0.0, c.hidden, message) for c in checks]
+
+
+STATUS_MESSAGES = {
+    "not-a-notebook": "not graded: the submission is not a notebook",
+    "kernel-died": "not graded: the kernel died",
+    "timeout": "not graded: the notebook ran out of time",
+    "no-observation": "not graded: the notebook's state could not be observed",
+    "error": "not graded: the grader could not run the notebook",
+}
+
+
+def judge_run(prepared, run):
+    """Results of every check (public and hidden) for one runner result."""
+    status = run["status"]
+    if status == "tampered":
+        problems = run["tampering"]
+        message = ("0: vfiolab's code was modified from the notebook, so its state cannot be "
+                   "trusted: " + "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
+        return zero(prepared.checks, message)
+    if status != "ok":
+        detail = run["notes"][-1] if run["notes"] else ""
+        return zero(prepared.checks, f"{STATUS_MESSAGES.get(status, status)}: {detail}")
+    return judge(prepared.checks, seen_from(run["observations"]))
+
+
+def _run_isolated(job, prepared, limits, out, work, prints_path, hide):
+    """Run one notebook in its own runner process; returns its result dict."""
+    name = f"{job.learner}--{job.lab}"
+    job_path = os.path.join(work, "jobs", name + ".json")
+    raw_path = os.path.join(work, "raw", name + ".json")
+    executed = os.path.join(out, "executed", job.learner, f"{job.lab}.ipynb")
+    os.makedirs(os.path.dirname(executed), exist_ok=True)
+    if os.path.exists(raw_path):
+        os.unlink(raw_path)
+    with open(job_path, "w") as f:
+        json.dump({"notebook": job.notebook, "lab_files": prepared.files,
+                   "checks_source": prepared.checks_source, "cell_timeout": limits.cell_timeout,
+                   "notebook_timeout": limits.notebook_timeout, "hide": hide,
+                   "result": raw_path, "executed": executed, "prints_path": prints_path,
+                   "roots": library_roots()}, f)
+    log = open(os.path.join(work, "logs", name + ".log"), "w")
+    process = subprocess.Popen([sys.executable, "-m", "vfiolab.grading.runner", job_path],
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        # The runner enforces the limits itself; this is the backstop if it cannot.
+        process.wait(timeout=limits.notebook_timeout + limits.cell_timeout + 120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return {"status": "timeout", "notes": ["the grader's runner did not finish in time"]}
+    finally:
+        log.close()
+    try:
+        with open(raw_path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {"status": "error", "notes": [f"the runner exited with status {process.returncode} "
+                                             f"and no result (log: {log.name})"]}
+
+
+def grade_one(job, prepared, limits, out, work, prints_path, hide):
+    """The graded record of one job (runs in a worker thread; the notebook in its own process)."""
+    notes = [job.note] if job.note else []
+    if job.notebook is None:
+        return gradebook.record(job.learner, job.lab, None, "", "missing", notes,
+                                zero(prepared.checks, f"not graded: {job.note}"))
+    try:
+        submitted = read_notebook(job.notebook)
+    except ValueError as e:
+        run = {"status": "not-a-notebook", "notes": [str(e)]}
+    else:
+        deleted, edited = changed_locked_cells(prepared.released_nb, submitted)
+        if deleted or edited:
+            notes.append("locked cells changed, which changes nothing (the grader runs its own "
+                         "checks): " + ", ".join([f"{i} deleted" for i in deleted] +
+                                                 [f"{i} edited" for i in edited]))
+        run = _run_isolated(job, prepared, limits, out, work, prints_path, hide)
+    notes += run.get("notes", [])
+    if run.get("status") == "ok" and run.get("isolation", {}).get("isolation") == "none":
+        notes.append("warning for the instructor: the kernel ran without isolation "
+                     f"({run['isolation'].get('why', '')})")
+    results = judge_run(prepared, run)
+    return gradebook.record(job.learner, job.lab, os.path.basename(job.notebook), sha256(job.notebook),
+                            run["status"], notes, results)
+
+
+def grade_class(submissions, out, labs, jobs=None, limits=Limits(), regrade=False, stream=None):
+    """Grade every submission; returns (records graded now, records skipped, warnings)."""
+    stream = stream or sys.stderr
+    submissions, out = os.path.abspath(submissions), os.path.abspath(out)
+    os.makedirs(out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="vfiolab-grade-")
+    try:
+        for sub in ("jobs", "raw", "logs"):
+            os.makedirs(os.path.join(work, sub))
+        prepared = {lab.name: PreparedLab(lab, work) for lab in map(Lab, labs)}
+        todo, warnings = find_jobs(submissions, prepared)
+        skipped = []
+        if not regrade:
+            for job in list(todo):
+                rec = gradebook.read_record(out, job.learner, job.lab)
+                if rec and rec.get("sha256") == sha256(job.notebook):
+                    todo.remove(job)
+                    skipped.append(rec)
+        prints_path = os.path.join(work, "prints.json")
+        with open(prints_path, "w") as f:
+            json.dump(package_fingerprints(), f)
+        # What a learner's kernel must not see: the labs (hidden checks), the class, the grades.
+        hide = [p.lab.path for p in prepared.values()] + [submissions, out, work] + \
+               [p.lab.file(HIDDEN_CHECKS) for p in prepared.values()]
+        progress, graded = Progress(len(todo), stream), []
+        with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+            futures = {pool.submit(grade_one, job, prepared[job.lab], limits, out, work,
+                                   prints_path, hide): job for job in todo}
+            for future in as_completed(futures):
+                rec = future.result()
+                gradebook.write_record(out, rec)
+                gradebook.write_gradebook(out)
+                graded.append(rec)
+                progress.step(f"{rec['learner']}/{rec['lab']}: {rec['points']:g}/{rec['max_points']:g}"
+                              f" {'' if rec['status'] == 'ok' else rec['status']}")
+        gradebook.write_gradebook(out)
+        return graded, skipped, warnings
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
