@@ -1,0 +1,1 @@
+"""Device models: the C engines (vfiolab/csrc) with their Python faces, headless."""
