@@ -32,6 +32,7 @@ from . import protocol
 from .machine import RAM_BASE, Machine
 
 CALL_TIMEOUT = 30.0  # seconds a guest call may take (TCG is slow; a 1 GiB MAP_DMA is slower still)
+NOT_AN_FD = 0x7FFFFFFF   # stands for fds that are not this board's; the guest answers EBADF
 _live = weakref.WeakSet()
 
 
@@ -209,6 +210,9 @@ class QemuBoard:
                  else "QEMU is still running")
         self._dead = f"{what} ({state})"
         tail = self._machine.console_tail() if self._machine.rundir else "(console log removed)"
+        panic = self._machine.console_grep("Kernel panic") if self._machine.rundir else None
+        if panic and panic not in tail:
+            tail = f"{panic}\n...\n{tail}"
         return GuestError(f"the qemu board's guest {what} ({state}). Open a new board with "
                           f"vfiolab.open_board('qemu'). Last lines of the guest console:\n{tail}")
 
@@ -250,7 +254,7 @@ class QemuBoard:
             return self._guest_fd[fd]
         if fd in self._eventfds:
             return self._eventfds[fd]
-        return -1  # not a file of this board: the guest kernel answers EBADF, as for a closed fd
+        return NOT_AN_FD  # not a file of this board: the guest kernel answers EBADF, as for a closed fd
 
     def _placeholder(self, guest_fd):
         local = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -289,7 +293,7 @@ class QemuBoard:
             os.close(fd)
             self._call("close", guest)
         else:
-            self._call("close", -1)  # EBADF from the guest kernel
+            self._call("close", NOT_AN_FD)  # EBADF from the guest kernel
 
     def ioctl(self, fd, request, arg=0):
         guest_fd = self._to_guest(fd)

@@ -133,6 +133,16 @@ class Machine:
             return "(no console output)"
         return "\n".join(text.splitlines()[-lines:])
 
+    def console_grep(self, text):
+        """The last console line containing `text`, or None."""
+        try:
+            with open(self.console_log, "rb") as f:
+                lines = f.read().decode(errors="replace").replace("\r", "").splitlines()
+        except OSError:
+            return None
+        found = [line for line in lines if text in line]
+        return found[-1] if found else None
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
