@@ -54,26 +54,45 @@ def check_sim():
 
 
 def check_qemu():
+    """The qemu board needs QEMU (with the edu device), and apt on first use to build its image."""
     facts, fixes, usable = [], [], True
+    facts.append("boots qemu-system-aarch64 -M virt (SMMUv3, GICv3 ITS or GICv2m, QEMU's edu PCI "
+                 "DMA device) with Debian 12's arm64 kernel; an agent in the guest answers the labs")
     qemu = shutil.which("qemu-system-aarch64")
     if qemu:
         facts.append(f"{qemu}: {_version(qemu)}")
+        try:
+            devices = subprocess.run([qemu, "-device", "help"], capture_output=True, text=True,
+                                     timeout=20).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            devices = ""
+        if '"edu"' not in devices:
+            usable = False
+            facts.append("this QEMU has no edu device (the qemu board's DMA device)")
+            fixes.append("install Debian/Ubuntu's qemu-system-arm, which builds edu in")
     else:
         usable = False
         facts.append("qemu-system-aarch64 is not installed")
         fixes.append("sudo apt install qemu-system-arm   (provides qemu-system-aarch64 and -arm)")
     arm = shutil.which("qemu-system-arm")
     facts.append(f"qemu-system-arm (QEMU's PL330 model, for comparisons): {arm or 'missing'}")
-    if shutil.which("apt-get"):
-        facts.append("apt-get is present: Debian's arm64 kernel, modules, busybox and Python "
-                     "are downloaded on first boot")
+    from .board.qemu.image import DEBIAN_KEYRING, Image
+    image = Image(cache_dir("qemu", "image"))
+    if image.ready():
+        size = (os.path.getsize(image.kernel) + os.path.getsize(image.initramfs)) >> 20
+        facts.append(f"guest image ready in {image.directory} ({size} MiB): boots without network")
     else:
-        usable = False
-        facts.append("apt-get is missing: the guest image is built from Debian's arm64 packages")
-        fixes.append("use a Debian or Ubuntu machine (or put a prepared image in "
-                     f"{cache_dir('qemu')})")
-    image = cache_dir("qemu")
-    facts.append(f"image cache {image}: {'present' if os.path.isdir(image) else 'empty (first boot downloads ~60 MB)'}")
+        facts.append(f"guest image not built yet: the first board downloads ~70 MB of Debian arm64 "
+                     f"packages (kernel, busybox, python3.11) with apt into {cache_dir('qemu')}")
+        if not shutil.which("apt-get"):
+            usable = False
+            facts.append("apt-get is missing: the guest image is built from Debian's arm64 packages")
+            fixes.append("use a Debian or Ubuntu machine (VFIOLAB_CACHE may point at a cache "
+                         "built on one)")
+        elif not os.path.exists(DEBIAN_KEYRING) and not os.path.exists("/etc/apt/trusted.gpg.d/debian-archive-bookworm-stable.asc"):
+            facts.append("Debian's archive keys are not installed: apt cannot check the packages")
+            fixes.append("sudo apt install debian-archive-keyring")
+    facts.append("console: `vfiolab console` opens a shell on a running board's guest")
     return Report("qemu", usable, facts, fixes)
 
 
