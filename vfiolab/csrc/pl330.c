@@ -668,66 +668,36 @@ static int ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
     return a < b + blen && b < a + alen;
 }
 
-/* Returns iterations done (0: not applicable, step instead). */
-static uint64_t fast_loop(struct vfl_pl330 *d, struct thread *t)
+/* Copy up to max_iters iterations of `bytes` each from SAR to DAR, in whole multiples of
+ * `granule` iterations, advancing SAR and DAR; returns the iterations done. The loop's code lives
+ * at [code, code + code_len): a copy that would rewrite it is left to stepping. */
+static uint64_t copy_iterations(struct vfl_pl330 *d, struct thread *t, uint64_t bytes,
+                                uint64_t max_iters, uint64_t granule, int rmb, uint32_t code,
+                                uint64_t code_len)
 {
-    if (t->unclaimed || t->fifo_n || !others_quiet(d, t))
-        return 0;
-    /* Read the body: at most 12 bytes of one-byte instructions, then the DMALPEND. */
-    uint8_t code[16];
-    uint32_t start = t->pc;
-    int n = 0, ld = -1, st = -1, rmb = 0, wmb = -1, end = -1;
-    while (n < 12) {
-        if (bus_copy(d, start + (uint32_t)n, code + n, 1, VFL_BUS_FETCH) < 0)
-            return 0;
-        uint8_t op = code[n];
-        if (op == 0x04 && ld < 0) ld = n;
-        else if (op == 0x08 && ld >= 0 && st < 0) st = n;
-        else if (op == 0x12 && ld >= 0 && st < 0) rmb = 1;
-        else if (op == 0x13 && st >= 0) wmb = n;
-        else if (op == 0x18) { }
-        else if (op == 0x38 || op == 0x3C) { end = n; break; }
-        else return 0;
-        n++;
-    }
-    if (end < 0 || st < 0 || wmb < 0 ||
-        bus_copy(d, start + (uint32_t)end + 1, code + end + 1, 1, VFL_BUS_FETCH) < 0 ||
-        code[end + 1] != end)
-        return 0;
-    int lc = (code[end] >> 2) & 1;
-    uint32_t ccr = t->ccr;
-    uint32_t ss = (ccr >> 1) & 7, sl = ((ccr >> 4) & 15) + 1, ds = (ccr >> 15) & 7,
-             dl = ((ccr >> 18) & 15) + 1;
-    uint64_t bytes = (uint64_t)sl << ss;
-    if (!(ccr & 1) || !((ccr >> 14) & 1) || ((ccr >> 28) & 7) || !size_ok(d, ss) ||
-        !size_ok(d, ds) || bytes != ((uint64_t)dl << ds) || bytes > d->mfifo_capacity ||
-        (t->sar & ((1u << ss) - 1)) || (t->dar & ((1u << ds) - 1)))
-        return 0;
-    uint64_t left = (uint64_t)t->lc[lc] + 1, done = 0;
-    uint64_t code_len = (uint64_t)end + 2;
-    while (done < left) {
-        uint64_t want = (left - done) * bytes;
+    uint64_t done = 0, unit = bytes * granule;
+    while (done < max_iters) {
+        uint64_t want = (max_iters - done) * bytes;
         /* Stay below 4 GiB: a wrapping address goes to stepping. */
         uint64_t room = ((uint64_t)1 << 32) - (t->sar > t->dar ? t->sar : t->dar);
         if (want > room)
-            want = room / bytes * bytes;
-        if (!want)
+            want = room / unit * unit;
+        if (!want || !d->bus.translate)
             break;
         uint64_t slen = want, dlen = want;
-        uint8_t *src = d->bus.translate ? d->bus.translate(d->bus.ctx, t->sar, &slen, VFL_BUS_READ)
-                                        : NULL;
+        uint8_t *src = d->bus.translate(d->bus.ctx, t->sar, &slen, VFL_BUS_READ);
         if (!src)
             break;
         uint8_t *dst = d->bus.translate(d->bus.ctx, t->dar, &dlen, VFL_BUS_WRITE);
         if (!dst)
             break;
-        uint64_t k = (slen < dlen ? slen : dlen) / bytes;
-        if (k > left - done)
-            k = left - done;
+        uint64_t k = (slen < dlen ? slen : dlen) / unit * granule;
+        if (k > max_iters - done)
+            k = max_iters - done;
         if (!k)
             break;
         uint64_t len = k * bytes;
-        if (ranges_overlap(t->dar, len, start, code_len))
+        if (ranges_overlap(t->dar, len, code, code_len))
             break;                /* the copy rewrites the loop itself */
         if (ranges_overlap((uintptr_t)src, len, (uintptr_t)dst, len)) {
             if (!rmb)
@@ -741,19 +711,83 @@ static uint64_t fast_loop(struct vfl_pl330 *d, struct thread *t)
         t->dar += (uint32_t)len;
         done += k;
     }
+    return done;
+}
+
+static int fetch_byte(struct vfl_pl330 *d, uint32_t addr, uint8_t *out)
+{
+    return bus_copy(d, addr, out, 1, VFL_BUS_FETCH) == 0;
+}
+
+/* Returns iterations done (0: not applicable, step instead). */
+static uint64_t fast_loop(struct vfl_pl330 *d, struct thread *t)
+{
+    if (t->unclaimed || t->fifo_n || !others_quiet(d, t))
+        return 0;
+    /* Read the body: at most 12 bytes of one-byte instructions, then the DMALPEND. */
+    uint8_t code[16];
+    uint32_t start = t->pc;
+    int n = 0, ld = -1, st = -1, rmb = 0, wmb = -1, end = -1;
+    while (n < 12) {
+        if (!fetch_byte(d, start + (uint32_t)n, code + n))
+            return 0;
+        uint8_t op = code[n];
+        if (op == 0x04 && ld < 0) ld = n;
+        else if (op == 0x08 && ld >= 0 && st < 0) st = n;
+        else if (op == 0x12 && ld >= 0 && st < 0) rmb = 1;
+        else if (op == 0x13 && st >= 0) wmb = n;
+        else if (op == 0x18) { }
+        else if (op == 0x38 || op == 0x3C) { end = n; break; }
+        else return 0;
+        n++;
+    }
+    if (end < 0 || st < 0 || wmb < 0 || !fetch_byte(d, start + (uint32_t)end + 1, code + end + 1) ||
+        code[end + 1] != end)
+        return 0;
+    int lc = (code[end] >> 2) & 1;
+    uint32_t ccr = t->ccr;
+    uint32_t ss = (ccr >> 1) & 7, sl = ((ccr >> 4) & 15) + 1, ds = (ccr >> 15) & 7,
+             dl = ((ccr >> 18) & 15) + 1;
+    uint64_t bytes = (uint64_t)sl << ss;
+    if (!(ccr & 1) || !((ccr >> 14) & 1) || ((ccr >> 28) & 7) || !size_ok(d, ss) ||
+        !size_ok(d, ds) || bytes != ((uint64_t)dl << ds) || bytes > d->mfifo_capacity ||
+        (t->sar & ((1u << ss) - 1)) || (t->dar & ((1u << ds) - 1)))
+        return 0;
+    uint64_t code_len = (uint64_t)end + 2, left = (uint64_t)t->lc[lc] + 1;
+    uint64_t done = copy_iterations(d, t, bytes, left, 1, rmb, start, code_len);
     if (!done)
         return 0;
-    if (done == left) {
+    uint64_t total = done;
+    if (done < left) {
+        t->lc[lc] -= (uint32_t)done;
+    } else {
         t->lc[lc] = 0;
         t->pc = start + (uint32_t)code_len;
-    } else {
-        t->lc[lc] -= (uint32_t)done;
+        /* Linux nests: DMALP LCx, n; body; DMALPEND LCx; DMALPEND LCy back to that DMALP.
+         * Whole outer iterations go the same way (the inner counter restarts at n - 1 each). */
+        uint8_t lp[2], outer[2];
+        int other = !lc;
+        if (fetch_byte(d, start - 2, lp) && fetch_byte(d, start - 1, lp + 1) &&
+            fetch_byte(d, t->pc, outer) && fetch_byte(d, t->pc + 1, outer + 1) &&
+            lp[0] == (0x20 | lc << 1) && outer[0] == (0x38 | other << 2) &&
+            outer[1] == code_len + 2 && t->lc[other]) {
+            uint64_t inner = (uint64_t)lp[1] + 1, outer_left = t->lc[other];
+            uint64_t more = copy_iterations(d, t, bytes, outer_left * inner, inner, rmb,
+                                            start - 2, code_len + 4);
+            uint64_t whole = more / inner;
+            if (whole) {
+                total += more;
+                t->lc[other] -= (uint32_t)whole;
+                /* The last outer DMALPEND done either falls through or jumps to the DMALP. */
+                t->pc = t->lc[other] ? start - 2 : t->pc + 2;
+            }
+        }
     }
     t->state = ST_EXECUTING;
-    d->fast_iterations += done;
+    d->fast_iterations += total;
     /* Cycle estimate: one per instruction of each iteration. */
-    d->cycles += done * (uint64_t)(end + 1);
-    return done;
+    d->cycles += total * (uint64_t)(end + 1);
+    return total;
 }
 
 /* ---- one thread, one cycle ---- */

@@ -1,0 +1,84 @@
+"""vfiolab bench pl330: our PL330 engine against a plain memcpy and against QEMU's PL330 model.
+
+The same Linux-style memcpy microcode (vfiolab.hw.pl330.memcpy_program) runs on our engine
+(PL330().run(), fast path on) and on QEMU's model (qemu-system-arm -M xilinx-zynq-a9, started with
+DMAGO through the debug registers over qtest; QEMU runs the whole program inside that register
+write, so its time is the write's round trip).
+"""
+import statistics
+import time
+
+from . import median_seconds
+from .memcpy import memcpy_bandwidth
+
+HELP = "PL330 engine copy bandwidth vs a plain memcpy and vs QEMU's PL330 model"
+
+SHAPES = [(8, 16), (8, 4), (4, 16), (8, 1)]   # (beat bytes, beats per burst)
+PROGRAM, SRC, DST = 0x1000, 0x0100_0000, 0x0900_0000
+QEMU_PL330 = 0xF8003000
+
+
+def add_arguments(parser):
+    parser.add_argument("--mib", type=int, default=32, help="bytes to copy, in MiB (default 32, "
+                        "at most 96)")
+    parser.add_argument("--runs", type=int, default=5, help="runs of our engine and memcpy")
+    parser.add_argument("--qemu-runs", type=int, default=3, help="runs of QEMU's model "
+                        "(0: skip QEMU)")
+
+
+def engine_seconds(program, runs):
+    from ..hw.pl330 import PL330
+    dma = PL330()
+    dma.mem_write(PROGRAM, program)
+    dma.mem_write(SRC, bytes(range(256)) * 4096)     # touch some pages; the rest is zero
+
+    def copy():
+        dma.start(0, PROGRAM)
+        dma.run()
+        if dma.thread(0).state != 0:
+            raise RuntimeError(f"PL330 engine did not finish: {dma.thread(0)}")
+    return median_seconds(copy, runs)
+
+
+def qemu_seconds(program, runs):
+    from ..hw.pl330 import debug_instruction
+    from ..qtest import QTest
+    inst0, inst1 = debug_instruction(bytes([0xA0, 0]) + PROGRAM.to_bytes(4, "little"))
+    times = []
+    with QTest("qemu-system-arm", ["-M", "xilinx-zynq-a9", "-m", "512M"]) as q:
+        q.write(PROGRAM, program)
+        for _ in range(runs):
+            q.writel(QEMU_PL330 + 0xD08, inst0)
+            q.writel(QEMU_PL330 + 0xD0C, inst1)
+            start = time.perf_counter()
+            q.writel(QEMU_PL330 + 0xD04, 0)
+            times.append(time.perf_counter() - start)
+            if q.readl(QEMU_PL330 + 0x100) & 0xF:
+                raise RuntimeError("QEMU's PL330 did not finish the copy")
+    return statistics.median(times)
+
+
+def run(args):
+    from ..hw.pl330 import memcpy_program
+    from ..qtest import find_qemu
+    nbytes = args.mib << 20
+    if not 0 < args.mib <= 96:
+        print("vfiolab bench pl330: --mib must be 1..96")
+        return 2
+    ceiling = memcpy_bandwidth(nbytes, args.runs)
+    qemu = args.qemu_runs > 0 and find_qemu("qemu-system-arm")
+    print(f"PL330 memcpy microcode, {args.mib} MiB; medians of {args.runs} runs "
+          f"(QEMU: {args.qemu_runs if qemu else 0}); plain memcpy {ceiling / 1e9:.2f} GB/s")
+    if args.qemu_runs > 0 and not qemu:
+        print("  (qemu-system-arm is not installed: QEMU's model is not measured)")
+    print(f"  {'burst':>10}  {'engine':>11}  {'vs memcpy':>9}  {'QEMU model':>11}  {'vs QEMU':>8}")
+    for size, beats in SHAPES:
+        program = memcpy_program(SRC, DST, nbytes, burst_size=size, burst_len=beats)
+        ours = nbytes / engine_seconds(program, args.runs)
+        line = (f"  {f'{beats}x{size * 8}bit':>10}  {ours / 1e9:>7.2f} GB/s  "
+                f"{ours / ceiling:>8.2f}x")
+        if qemu:
+            theirs = nbytes / qemu_seconds(program, args.qemu_runs)
+            line += f"  {theirs / 1e6:>6.1f} MB/s  {ours / theirs:>7.0f}x"
+        print(line, flush=True)
+    return 0
