@@ -1,0 +1,158 @@
+"""vfiolab bench board: what a lab waits for on the qemu board, beside the sim board's figures.
+
+The same four operations on both boards, through the board contract only:
+  boot      open_board() until the board answers (qemu: warm image cache, QEMU to agent ready)
+  ioctl     one VFIO_GET_API_VERSION round trip on the container fd
+  register  one 32-bit read of edu's BAR0 through the mmap'd mapping
+  dma+msi   a 4 KiB edu DMA to the device and back, each completion MSI waited for on an eventfd
+Medians of several runs. (QEMU's edu model completes a DMA 100 ms of virtual time after the
+command, so its DMA figure is dominated by that timer, not by VFIO.)
+"""
+import ctypes
+import statistics
+import sys
+import time
+
+from .. import uapi as U
+from . import median_seconds
+
+HELP = "qemu board speeds (boot, ioctl, register read, 4 KiB DMA with MSI) beside the sim board's"
+
+# How the sim board is asked to be the qemu board's twin (virt layout, edu on PCI).
+SIM_TWIN_OPTIONS = ({"machine": "virt"}, {"layout": "virt"}, {"dts": "virt"})
+EDU_BUFFER, IOVA, DMA_BYTES = 0x40000, 0x100000, 4096
+
+
+def add_arguments(parser):
+    parser.add_argument("--runs", type=int, default=9, help="runs per operation (default 9)")
+    parser.add_argument("--boots", type=int, default=3, help="qemu boots to time (default 3)")
+    parser.add_argument("--gic", choices=("its", "v2m"), default="its")
+
+
+class EduSession:
+    """The learner's raw VFIO flow on edu: bind, container, group, device, BAR0, MSI, one buffer."""
+
+    def __init__(self, board):
+        self.board = b = board
+        self.dev = next(d for d in b.listdir("/sys/bus/pci/devices")
+                        if b.sysfs_read(f"/sys/bus/pci/devices/{d}/device").strip() == "0x11e8")
+        base = f"/sys/bus/pci/devices/{self.dev}"
+        b.sysfs_write(f"{base}/driver_override", "vfio-pci")
+        if "driver" in b.listdir(base):
+            b.sysfs_write(f"{base}/driver/unbind", self.dev)
+        b.sysfs_write("/sys/bus/pci/drivers_probe", self.dev)
+        group = b.readlink(f"{base}/iommu_group").rsplit("/", 1)[1]
+        self.container = b.open("/dev/vfio/vfio")
+        self.group = b.open(f"/dev/vfio/{group}")
+        b.ioctl(self.group, U.VFIO_GROUP_SET_CONTAINER, ctypes.c_int32(self.container))
+        b.ioctl(self.container, U.VFIO_SET_IOMMU, U.VFIO_TYPE1v2_IOMMU)
+        self.device = b.ioctl(self.group, U.VFIO_GROUP_GET_DEVICE_FD, self.dev.encode())
+        bar0 = U.vfio_region_info(index=U.VFIO_PCI_BAR0_REGION_INDEX)
+        b.ioctl(self.device, U.VFIO_DEVICE_GET_REGION_INFO, bar0)
+        self.bar0 = b.mmap(self.device, bar0.size, bar0.offset)
+        config = U.region_offset(U.VFIO_PCI_CONFIG_REGION_INDEX)
+        command = int.from_bytes(b.read(self.device, 2, config + 4), "little")
+        b.write(self.device, (command | 0x6).to_bytes(2, "little"), config + 4)  # MEM + bus master
+        self.msi = b.eventfd()
+        b.ioctl(self.device, U.VFIO_DEVICE_SET_IRQS,
+                U.irq_set_eventfds(U.VFIO_PCI_MSI_IRQ_INDEX, [self.msi]))
+        self.buf = b.alloc(2 * DMA_BYTES)
+        b.ioctl(self.container, U.VFIO_IOMMU_MAP_DMA, U.vfio_iommu_type1_dma_map(
+            flags=U.VFIO_DMA_MAP_FLAG_READ | U.VFIO_DMA_MAP_FLAG_WRITE, vaddr=self.buf.vaddr,
+            iova=IOVA, size=2 * DMA_BYTES))
+
+    def dma(self, src, dst, count, to_ram):
+        m = self.bar0
+        m.write64(0x80, src)
+        m.write64(0x88, dst)
+        m.write64(0x90, count)
+        m.write64(0x98, 1 | (2 if to_ram else 0) | 4)
+        if self.board.poll([self.msi], 10000) != [self.msi]:
+            raise TimeoutError("edu's DMA completion MSI did not arrive within 10 s")
+        self.board.read(self.msi, 8)
+        m.write32(0x64, m.read32(0x24))
+
+    def round_trip(self):
+        """RAM -> edu -> RAM, 4 KiB less 1 byte (QEMU 7.2's edu rejects a DMA ending at its
+        buffer's very end: REFERENCE.md section 8)."""
+        n = DMA_BYTES - 8
+        self.buf[0:n] = bytes((i * 13) & 0xFF for i in range(n))
+        self.dma(IOVA, EDU_BUFFER, n, to_ram=False)
+        self.dma(EDU_BUFFER, IOVA + DMA_BYTES, n, to_ram=True)
+        if bytes(self.buf[DMA_BYTES:DMA_BYTES + n]) != bytes(self.buf[0:n]):
+            raise AssertionError("the DMA round trip did not bring the data back")
+
+
+def open_sim_twin(gic):
+    """The sim board configured as the qemu board's twin, or (None, why not)."""
+    import vfiolab
+    why = "the sim board is not part of this vfiolab yet"
+    for options in SIM_TWIN_OPTIONS:
+        try:
+            return vfiolab.open_board("sim", gic=gic, **options), None
+        except NotImplementedError as e:
+            return None, str(e) or why
+        except TypeError as e:
+            why = f"the sim board takes no virt-twin option this benchmark knows ({e})"
+        except (ImportError, AttributeError) as e:
+            return None, f"the sim board is not ready yet: {e}"
+    return None, why
+
+
+def measure(open_fn, runs, boots):
+    """{operation: median seconds} for a board that open_fn() opens (and times)."""
+    boot_times = []
+    board = None
+    for i in range(boots):
+        if board is not None:
+            board.close()
+        start = time.perf_counter()
+        board = open_fn()
+        boot_times.append(time.perf_counter() - start)
+    try:
+        edu = EduSession(board)
+        return {
+            "boot": statistics.median(boot_times),
+            "ioctl": median_seconds(lambda: board.ioctl(edu.container, U.VFIO_GET_API_VERSION), runs),
+            "register": median_seconds(lambda: edu.bar0.read32(0x00), runs),
+            "dma+msi": median_seconds(edu.round_trip, runs),
+        }
+    finally:
+        board.close()
+
+
+def _fmt(seconds):
+    if seconds is None:
+        return "-"
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} us"
+
+
+def run(args):
+    import vfiolab
+    from ..board.qemu import image
+    image.ensure_image()  # a warm cache: the boot figure must not include the first download
+    print(f"vfiolab bench board: gic={args.gic}, medians of {args.runs} runs "
+          f"({args.boots} boots for the qemu board)", flush=True)
+    qemu = measure(lambda: vfiolab.open_board("qemu", gic=args.gic, quiet=True), args.runs, args.boots)
+    sim_board, why = open_sim_twin(args.gic)
+    sim = None
+    if sim_board is not None:
+        sim_board.close()
+        try:
+            sim = measure(lambda: open_sim_twin(args.gic)[0], args.runs, args.boots)
+        except Exception as e:  # the sim is young: report, but keep the qemu figures
+            why = f"the sim board failed the edu flow: {type(e).__name__}: {e}"
+    print(f"{'operation':10} {'qemu':>12} {'sim':>12} {'qemu/sim':>10}")
+    for op in ("boot", "ioctl", "register", "dma+msi"):
+        s = sim[op] if sim else None
+        ratio = f"{qemu[op] / s:.0f}x" if s else "-"
+        print(f"{op:10} {_fmt(qemu[op]):>12} {_fmt(s):>12} {ratio:>10}")
+    goal = "meets" if qemu["boot"] <= 5 else "misses"
+    print(f"qemu boot to ready {_fmt(qemu['boot'])}: {goal} the 5 s goal")
+    if sim is None:
+        print(f"sim column skipped: {why}", file=sys.stderr)
+    return 0
