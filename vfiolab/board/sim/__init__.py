@@ -1,0 +1,340 @@
+"""The sim board: an in-process model of the Linux kernel a VFIO driver talks to.
+
+    with vfiolab.open_board("sim", gic="its") as board:      # or gic="v2m"
+        board.sysfs_write("/sys/bus/amba/devices/2c0a0000.dma/driver_override", "vfio-amba")
+        ...
+
+Options (keywords):
+    gic="its" | "v2m"             MSI controller: GICv3 ITS (isolated MSIs) or a GICv2m frame
+    allow_unsafe_interrupts=False  vfio_iommu_type1's module parameter of that name
+    layout="fvp" | "virt"          the SoC: FVP/Juno-like (fvp.dts) or the qemu virt twin (virt.dts)
+    reset_required=True            vfio_platform's module parameter of that name
+    dts=None                       path of another device tree source to boot instead
+
+The board is built in layers, one module each: devicetree (parse the .dts), topology (devices,
+buses, IOMMU groups), drivers (binding rules), sysfs/vfs (the files), vfio_* (container, group,
+device, type1), iommu (the C SMMU model), interrupts (lines and MSI doorbells), pci (config
+space), devices/ (the hardware models and their plug-in interface), memory (alloc and pinning).
+Beyond the contract: board.iommu_faults(), board.dmesg(), board.model(name), board.device(name).
+"""
+import errno
+import mmap as _mmap
+import os
+import select
+
+from . import devicetree
+from .devices import DevicePort, model_for
+from .drivers import HOST_DRIVERS, Driver, DriverCore
+from .errors import kernel_error
+from .eventfds import is_eventfd
+from .files import AttrFile, DirFile
+from .interrupts import InterruptController
+from .iommu import Smmu
+from .memory import UserMemory
+from .pci import PciConfigs
+from .sysfs import Sysfs
+from .topology import Topology
+from .userbuf import ioctl_arg
+from .vfio_drivers import vfio_drivers
+from .vfio_group import VfioRegistry
+from .vfs import Attr, CharDevice, Dir, Vfs
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+LAYOUTS = {"fvp": os.path.join(HERE, "fvp.dts"), "virt": os.path.join(HERE, "virt.dts")}
+GICS = ("its", "v2m")
+PAGE_SIZE = 4096
+
+
+def _require_int(value, what):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+
+
+class SimBoard:
+    """The board contract (vfiolab.board) answered by a simulated kernel."""
+
+    kind = "sim"
+
+    def __init__(self, gic="its", allow_unsafe_interrupts=False, *, layout="fvp", reset_required=True,
+                 dts=None):
+        if gic not in GICS:
+            raise ValueError(f"gic must be one of {GICS}, not {gic!r}")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {tuple(LAYOUTS)}, not {layout!r}")
+        self.gic = gic
+        self.layout = layout
+        self.allow_unsafe_interrupts = bool(allow_unsafe_interrupts)
+        self.reset_required = bool(reset_required)
+        self._log = []
+        self._files = {}          # fd -> File (sim files, each on a placeholder fd)
+        self._eventfds = set()    # real eventfds handed out by board.eventfd()
+        self._mappings = []
+
+        root = devicetree.load(dts or LAYOUTS[layout])
+        self._select_msi_controller(root)
+        self.topology = Topology(root)
+        self.smmu = Smmu()
+        self.memory = UserMemory()
+        self.vfs = Vfs()
+        self.pci = PciConfigs(self)
+        self.interrupts = InterruptController(self, gic)
+        for device in self.topology.devices:
+            key = f"pci:{device.pci.vendor:04x}:{device.pci.device:04x}" if device.pci else ""
+            device.model = model_for(device.node, key)
+            device.model.attach(DevicePort(self, device))
+            if device.stream is not None:
+                self.smmu.stream_names[device.stream] = device.name
+        host = [Driver(name, bus, compatibles, suppress, module)
+                for name, bus, compatibles, suppress, module in HOST_DRIVERS]
+        self.drivers = DriverCore(self, host + vfio_drivers())
+        self.sysfs = Sysfs(self)
+        self.vfio = VfioRegistry(self)
+        self.log(f"Booting vfiolab sim ({layout}, GIC {gic}), {len(self.topology.groups)} IOMMU groups")
+        self.drivers.boot()
+
+    def _select_msi_controller(self, root):
+        """Enable the ITS or the GICv2m frame, as firmware edits `status` before Linux boots."""
+        for node in root.walk():
+            if "arm,gic-v3-its" in node.compatible:
+                node.properties["status"] = b"okay\0" if self.gic == "its" else b"disabled\0"
+            if "arm,gic-v2m-frame" in node.compatible:
+                node.properties["status"] = b"okay\0" if self.gic == "v2m" else b"disabled\0"
+
+    # --- kernel plumbing used by the layers ---------------------------------------------------
+    def log(self, text):
+        self._log.append(text)
+
+    def char_device(self, opener):
+        return CharDevice(opener)
+
+    def install(self, file):
+        """Give a sim file an fd number of its own (a placeholder on /dev/null)."""
+        fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self._files[fd] = file
+        return fd
+
+    def fd_object(self, fd):
+        """The File behind fd; "foreign" for a real fd the sim does not own; None if not open."""
+        if not isinstance(fd, int) or fd < 0:
+            return None
+        if fd in self._files:
+            return self._files[fd]
+        try:
+            os.fstat(fd)
+        except OSError:
+            return None
+        return "foreign"
+
+    def msi_pages_for(self, device):
+        """IOVA page -> doorbell page mapped in the device's domain (empty without a container)."""
+        group = self.vfio.groups.get(device.group.id) if device.group else None
+        container = group.container if group else None
+        if container is None or container.iommu is None:
+            return {}
+        return container.iommu.msi_pages
+
+    def service(self):
+        """What the kernel does asynchronously, done at each call: virqfds, queued device work."""
+        for group in self.vfio.groups.values():
+            for vdev in group.devices:
+                vdev.service() if hasattr(vdev, "service") else None
+        for device in self.topology.devices:
+            for _ in range(64):
+                if not device.model.step(1000):
+                    break
+
+    def _file(self, fd):
+        _require_int(fd, "fd")
+        file = self._files.get(fd)
+        if file is None:
+            raise kernel_error(errno.EBADF, f"fd {fd} is not a file of this board")
+        return file
+
+    # --- the contract: files ------------------------------------------------------------------
+    def open(self, path, flags=os.O_RDWR):
+        _require_int(flags, "flags")
+        self.service()
+        try:
+            node, real = self.vfs.lookup(path)
+        except OSError as e:
+            if e.errno == errno.ENOENT and flags & os.O_CREAT and path.startswith("/sys/"):
+                raise kernel_error(errno.EACCES, "sysfs files cannot be created", path) from None
+            raise
+        access = flags & os.O_ACCMODE
+        reading = access in (os.O_RDONLY, os.O_RDWR)
+        writing = access in (os.O_WRONLY, os.O_RDWR)
+        if isinstance(node, CharDevice):
+            return self.install(node.opener(flags))
+        if isinstance(node, Dir):
+            if writing:
+                raise kernel_error(errno.EISDIR, None, path)
+            return self.install(DirFile(real))
+        if isinstance(node, Attr):
+            if (reading and node.show is None) or (writing and node.store is None):
+                raise kernel_error(errno.EACCES, None, path)     # kernfs_fop_open
+            return self.install(AttrFile(self.vfs, real, reading, writing))
+        raise kernel_error(errno.ENXIO, None, path)
+
+    def close(self, fd=None):
+        """close(fd) closes one file; close() with no fd closes the board (as `with` does)."""
+        if fd is None:
+            return self.shutdown()
+        _require_int(fd, "fd")
+        if fd in self._eventfds:
+            self._eventfds.discard(fd)
+            os.close(fd)
+            return
+        file = self._file(fd)
+        del self._files[fd]
+        os.close(fd)
+        file.release()
+
+    def ioctl(self, fd, request, arg=0):
+        _require_int(request, "ioctl request")
+        arg = ioctl_arg(arg)
+        _require_int(fd, "fd")
+        if fd in self._eventfds:
+            raise kernel_error(errno.ENOTTY, "an eventfd has no ioctls")
+        file = self._file(fd)
+        self.service()
+        return file.ioctl(request, arg)
+
+    def read(self, fd, n, offset=None):
+        _require_int(n, "n")
+        if offset is not None:
+            _require_int(offset, "offset")
+            if offset < 0:
+                raise kernel_error(errno.EINVAL, "negative offset")
+        if n < 0:
+            raise kernel_error(errno.EINVAL, "negative count")
+        _require_int(fd, "fd")
+        if fd in self._eventfds:
+            return os.read(fd, n) if offset is None else os.pread(fd, n, offset)
+        file = self._file(fd)
+        self.service()
+        return file.read(n, offset)
+
+    def write(self, fd, data, offset=None):
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+        if offset is not None:
+            _require_int(offset, "offset")
+            if offset < 0:
+                raise kernel_error(errno.EINVAL, "negative offset")
+        _require_int(fd, "fd")
+        if fd in self._eventfds:
+            return os.write(fd, data) if offset is None else os.pwrite(fd, data, offset)
+        file = self._file(fd)
+        self.service()
+        return file.write(bytes(data), offset)
+
+    def mmap(self, fd, length, offset=0, *, prot=_mmap.PROT_READ | _mmap.PROT_WRITE, flags=_mmap.MAP_SHARED):
+        """mmap(2) of a region: length rounds up to pages; offset must be page aligned."""
+        _require_int(length, "length")
+        _require_int(offset, "offset")
+        _require_int(fd, "fd")
+        if length <= 0 or offset < 0 or offset % PAGE_SIZE:
+            raise kernel_error(errno.EINVAL, "mmap: length must be > 0 and offset page aligned")
+        if fd in self._eventfds:
+            raise kernel_error(errno.ENODEV, "an eventfd cannot be mapped")
+        file = self._file(fd)
+        mapping = file.mmap(length, offset, prot, flags)
+        self._mappings.append(mapping)
+        return mapping
+
+    # --- the contract: events -----------------------------------------------------------------
+    def eventfd(self, initval=0, flags=os.EFD_CLOEXEC):
+        fd = os.eventfd(initval, flags)
+        self._eventfds.add(fd)
+        return fd
+
+    def poll(self, fds, timeout_ms=None):
+        """The fds (of `fds`, in order) that are readable within timeout_ms (None: wait forever).
+        Device work and virqfds are serviced first, so an interrupt already due is seen."""
+        fds = list(fds)
+        for fd in fds:
+            _require_int(fd, "fd")
+        if timeout_ms is not None:
+            _require_int(timeout_ms, "timeout_ms")
+        self.service()
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        ready = dict(poller.poll(timeout_ms))
+        bad = [fd for fd, ev in ready.items() if ev & select.POLLNVAL]
+        if bad:
+            raise kernel_error(errno.EBADF, f"fd {bad[0]} is not open")
+        return [fd for fd in fds if ready.get(fd, 0) & (select.POLLIN | select.POLLERR | select.POLLHUP)]
+
+    # --- the contract: memory and sysfs -------------------------------------------------------
+    def alloc(self, size):
+        return self.memory.alloc(size)
+
+    def listdir(self, path):
+        return self.vfs.listdir(path)
+
+    def readlink(self, path):
+        return self.vfs.readlink(path)
+
+    def sysfs_read(self, path):
+        return self.vfs.read(path).decode(errors="replace")
+
+    def sysfs_write(self, path, text):
+        if isinstance(text, str):
+            data = text.encode()
+        elif isinstance(text, (bytes, bytearray)):
+            data = bytes(text)
+        else:
+            raise TypeError(f"sysfs_write text must be a str or bytes, not {type(text).__name__}")
+        self.service()
+        return self.vfs.write(path, data)
+
+    # --- beyond the contract: what the sim can show ------------------------------------------
+    def iommu_faults(self):
+        """Every IOMMU fault so far: (stream, device, iova, length, access, reason), oldest first."""
+        return self.smmu.faults()
+
+    def clear_iommu_faults(self):
+        self.smmu.clear_faults()
+
+    def dmesg(self):
+        """The kernel log: probes, binds, VFIO's warnings (e.g. the unsafe-interrupts refusal)."""
+        return list(self._log)
+
+    def device(self, name):
+        """The topology's Device called name (any bus), or None."""
+        return next((d for d in self.topology.devices if d.name == name), None)
+
+    def model(self, name):
+        """The hardware model behind device `name` (e.g. "2c0a0000.dma")."""
+        device = self.device(name)
+        if device is None:
+            raise KeyError(f"no device {name!r} on this board")
+        return device.model
+
+    # --- lifetime -----------------------------------------------------------------------------
+    def shutdown(self):
+        """Close every fd (devices, then groups, then containers) and free memory."""
+        from .vfio_device import DeviceFile
+        from .vfio_group import GroupFile
+        order = lambda item: 0 if isinstance(item[1], DeviceFile) else 1 if isinstance(item[1], GroupFile) else 2
+        for fd, _file in sorted(self._files.items(), key=order):
+            try:
+                self.close(fd)
+            except OSError:
+                pass
+        for fd in list(self._eventfds):
+            self.close(fd)
+        for mapping in self._mappings:
+            mapping.close()
+        self._mappings = []
+        self.memory.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.shutdown()
+
+    def __repr__(self):
+        return f"<SimBoard {self.layout}, GIC {self.gic}: {len(self.topology.devices)} devices, {len(self._files)} open files>"

@@ -1,0 +1,218 @@
+"""The driver core: which driver a device binds to, and the sysfs files that bind and unbind.
+
+Follows drivers/base/{bus.c,dd.c,driver.c} and the bus match functions:
+  - platform_match / amba_match / pci_bus_match: with driver_override set, only the driver of that
+    name matches (vfio-platform and vfio-amba have no ID table: override is their only way in;
+    vfio-pci also matches new_id entries);
+  - drivers_probe (bus.c drivers_probe_store): ENODEV for an unknown device name; otherwise probe
+    the matching driver; a failed probe leaves the device unbound and the write still succeeds
+    (really_probe returns probe errors as positive values, bus_rescan_devices_helper drops them);
+  - driver/unbind (unbind_store): ENODEV unless the device is bound to this driver;
+  - driver/bind (bind_store): ENODEV unless the driver matches, EBUSY if already bound
+    (__driver_probe_device), and a probe error as a negative errno (device_driver_attach);
+  - driver_override (driver_set_override): anything shorter than a page, up to the first newline;
+    "" or "\\n" clears it; shows "(null)" when unset.
+Host drivers claim DMA through the IOMMU's default domain: probing one in a group whose DMA is
+owned by a VFIO container fails with EBUSY (iommu_device_use_default_domain).
+"""
+import errno
+
+from .errors import kernel_error
+
+PAGE_SIZE = 4096
+
+
+class Driver:
+    """A kernel driver: its name, bus, and what it matches (by DT compatible or PCI ID)."""
+
+    is_vfio = False
+
+    def __init__(self, name, bus, compatibles=(), suppress_bind_attrs=False, module=None):
+        self.name = name
+        self.bus = bus
+        self.compatibles = list(compatibles)
+        self.suppress_bind_attrs = suppress_bind_attrs   # no bind/unbind files (e.g. arm-smmu)
+        self.module = module or name.replace("-", "_")
+        self.dynamic_ids = []                            # PCI new_id entries (vendor, device)
+        self.devices = []
+
+    @property
+    def sysfs_path(self):
+        return f"/sys/bus/{self.bus}/drivers/{self.name}"
+
+    def id_match(self, device):
+        if device.bus == "pci":
+            return (device.pci.vendor, device.pci.device) in self.dynamic_ids
+        return any(c in self.compatibles for c in device.compatible)
+
+    def probe(self, board, device):
+        """0 or a negative errno, as a driver's probe returns."""
+        if device.group is not None and device.group.user_owner is not None:
+            board.log(f"{self.name} {device.name}: DMA owned by user space (iommu_device_use_default_domain: -EBUSY)")
+            return -errno.EBUSY
+        board.log(f"{self.name} {device.name}: probed")
+        return 0
+
+    def remove(self, board, device):
+        pass
+
+
+# The host drivers Linux would bind at boot, by compatible.
+HOST_DRIVERS = [
+    ("dma-pl330", "amba", ["arm,pl330"], False, "pl330"),
+    ("uart-pl011", "amba", ["arm,pl011"], False, "amba_pl011"),
+    ("rtc-pl031", "amba", ["arm,pl031"], False, "rtc_pl031"),
+    ("pl061_gpio", "amba", ["arm,pl061"], False, "gpio_pl061"),
+    ("calxedaxgmac", "platform", ["calxeda,hb-xgmac"], False, "calxedaxgmac"),
+    ("arm-smmu", "platform", ["arm,mmu-500", "arm,smmu-v2"], True, "arm_smmu"),
+    ("arm-smmu-v3", "platform", ["arm,smmu-v3"], True, "arm_smmu_v3"),
+    ("pci-host-generic", "platform", ["pci-host-ecam-generic"], True, "pci_host_generic"),
+]
+
+
+class DriverCore:
+    """Binding rules over the board's devices and drivers; sysfs calls into it."""
+
+    def __init__(self, board, drivers):
+        self.board = board
+        self.drivers = list(drivers)
+
+    def drivers_on(self, bus):
+        return [d for d in self.drivers if d.bus == bus]
+
+    def driver(self, bus, name):
+        for d in self.drivers:
+            if d.bus == bus and d.name == name:
+                return d
+        return None
+
+    def match(self, driver, device):
+        if driver.bus != device.bus:
+            return False
+        if device.driver_override is not None:
+            # platform_match / amba_match: override wins outright. pci_match_device: a set override
+            # excludes every other driver, and makes the named one match any ID.
+            return device.driver_override == driver.name
+        return driver.id_match(device)
+
+    # --- binding ------------------------------------------------------------------------------
+    def probe(self, driver, device):
+        """really_probe: 0 when bound, else the (negative) probe error; the device stays unbound."""
+        rc = driver.probe(self.board, device)
+        if rc:
+            if rc not in (-errno.ENODEV, -errno.ENXIO):
+                self.board.log(f"{driver.name} {device.name}: probe with driver {driver.name} failed with error {rc}")
+            return rc
+        device.driver = driver
+        driver.devices.append(device)
+        self.board.sysfs.driver_bound(device, driver)
+        return 0
+
+    def attach(self, device):
+        """device_attach: try every matching driver in order until one binds; True when bound."""
+        if device.driver is not None:
+            return True
+        for driver in self.drivers_on(device.bus):
+            if self.match(driver, device) and self.probe(driver, device) == 0:
+                return True
+        return False
+
+    def release(self, device):
+        """device_release_driver."""
+        driver = device.driver
+        if driver is None:
+            return
+        driver.remove(self.board, device)       # may raise (a VFIO device still open)
+        driver.devices.remove(device)
+        device.driver = None
+        self.board.sysfs.driver_unbound(device, driver)
+        self.board.log(f"{driver.name} {device.name}: unbound")
+
+    def boot(self):
+        for device in self.board.topology.devices:
+            self.attach(device)
+
+    # --- sysfs store methods ------------------------------------------------------------------
+    def find_device(self, bus, text):
+        """bus_find_device_by_name: the name compared with sysfs_streq (one trailing newline ok)."""
+        name = _sysfs_str(text)
+        if name is None:
+            return None
+        for device in self.board.topology.on_bus(bus):
+            if device.name == name:
+                return device
+        return None
+
+    def drivers_probe_store(self, bus, data):
+        device = self.find_device(bus, data)
+        if device is None:
+            raise kernel_error(errno.ENODEV, "drivers_probe_store: no such device on this bus")
+        self.attach(device)
+
+    def unbind_store(self, driver, data):
+        device = self.find_device(driver.bus, data)
+        if device is None or device.driver is not driver:
+            raise kernel_error(errno.ENODEV, "unbind_store: the device is not bound to this driver")
+        self.release(device)
+
+    def bind_store(self, driver, data):
+        device = self.find_device(driver.bus, data)
+        if device is None or not self.match(driver, device):
+            raise kernel_error(errno.ENODEV, "bind_store: no such device, or the driver does not match it")
+        if device.driver is not None:
+            raise kernel_error(errno.EBUSY, "__driver_probe_device: the device already has a driver")
+        rc = self.probe(driver, device)
+        if rc:
+            raise kernel_error(-rc, f"probe of {device.name} failed")
+
+    def driver_override_store(self, device, data):
+        # driver_set_override: len >= PAGE_SIZE - 1 is EINVAL; the string ends at its first NUL.
+        if len(data) >= PAGE_SIZE - 1:
+            raise kernel_error(errno.EINVAL, "driver_set_override: longer than a page")
+        text = data.split(b"\0", 1)[0]
+        if not text:
+            device.driver_override = None
+            return
+        if text.startswith(b"\n"):
+            device.driver_override = None
+            return
+        device.driver_override = text.split(b"\n", 1)[0].decode("utf-8", "surrogateescape")
+
+    def new_id_store(self, driver, data):
+        """pci new_id_store: "vendor device [subvendor subdevice class class_mask driver_data]"."""
+        fields = data.decode("ascii", "replace").split()
+        try:
+            values = [int(f, 16) for f in fields[:2]]
+        except ValueError:
+            values = []
+        if len(values) < 2:
+            raise kernel_error(errno.EINVAL, "new_id_store: needs at least \"vendor device\" in hex")
+        vendor, device_id = values
+        if (vendor, device_id) in driver.dynamic_ids:
+            raise kernel_error(errno.EEXIST, "pci_add_dynid: this ID is already there")
+        driver.dynamic_ids.append((vendor, device_id))
+        # driver_attach: bind every unbound device the new ID matches.
+        for device in self.board.topology.on_bus(driver.bus):
+            if device.driver is None and self.match(driver, device):
+                self.probe(driver, device)
+
+    def remove_id_store(self, driver, data):
+        fields = data.decode("ascii", "replace").split()
+        try:
+            key = tuple(int(f, 16) for f in fields[:2])
+        except ValueError:
+            key = ()
+        if len(key) < 2:
+            raise kernel_error(errno.EINVAL, "remove_id_store: needs \"vendor device\" in hex")
+        if key not in driver.dynamic_ids:
+            raise kernel_error(errno.ENODEV, "remove_id_store: no such dynamic ID")
+        driver.dynamic_ids.remove(key)
+
+
+def _sysfs_str(data):
+    """The text a sysfs_streq comparison sees: one trailing newline dropped; None if not text."""
+    try:
+        text = data.split(b"\0", 1)[0].decode()
+    except UnicodeDecodeError:
+        return None
+    return text[:-1] if text.endswith("\n") else text

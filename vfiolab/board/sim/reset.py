@@ -1,0 +1,40 @@
+"""VFIO platform reset handlers, found by compatible (vfio_platform_lookup_reset; the modules are
+named vfio-reset:<compatible>). A handler resets the device through its registers, as the kernel
+module does through ioremap of region 0.
+"""
+
+# drivers/vfio/platform/reset/vfio_platform_calxedaxgmac.c
+XGMAC_CONTROL, XGMAC_DMA_CONTROL, XGMAC_DMA_INTR_ENA = 0x000, 0xF18, 0xF1C
+DMA_CONTROL_ST, DMA_CONTROL_SR = 0x2000, 0x2
+MAC_ENABLE_TX, MAC_ENABLE_RX = 0x8, 0x4
+
+
+def calxeda_xgmac_reset(regs):
+    """vfio_platform_calxedaxgmac_reset: mask IRQs, stop the DMA, disable the MAC. No soft reset."""
+    regs.write32(XGMAC_DMA_INTR_ENA, 0)
+    regs.write32(XGMAC_DMA_CONTROL, regs.read32(XGMAC_DMA_CONTROL) & ~(DMA_CONTROL_ST | DMA_CONTROL_SR))
+    regs.write32(XGMAC_CONTROL, regs.read32(XGMAC_CONTROL) & ~(MAC_ENABLE_TX | MAC_ENABLE_RX))
+    return 0
+
+
+RESET_HANDLERS = {
+    "calxeda,hb-xgmac": ("vfio-platform-calxedaxgmac", calxeda_xgmac_reset),
+}
+
+
+def lookup(compatible):
+    """(module name, handler) for a compatible string, or None."""
+    return RESET_HANDLERS.get(compatible)
+
+
+class ModelRegisters:
+    """Region 0 of a device model as the reset module's ioremap sees it."""
+
+    def __init__(self, model, region=0):
+        self.model, self.region = model, region
+
+    def read32(self, offset):
+        return self.model.mmio_read(self.region, offset, 4) & 0xFFFFFFFF
+
+    def write32(self, offset, value):
+        self.model.mmio_write(self.region, offset, 4, value & 0xFFFFFFFF)

@@ -1,0 +1,265 @@
+"""VFIO device fds (drivers/vfio/vfio_main.c) and what vfio-platform and vfio-pci share.
+
+A VfioDevice is created when a VFIO driver binds; GROUP_GET_DEVICE_FD opens it (open_device runs on
+the first open, close_device on the last close). Its fd offers the device's ioctls, read/write at
+region offsets (index << 40) and mmap of regions. Register accesses through read/write are split
+into naturally aligned 4/2/1-byte accesses, as vfio_platform_read_mmio and vfio_pci_core_do_io_rw do.
+"""
+import errno
+import mmap as _mmap
+import struct
+
+from vfiolab import uapi
+
+from . import uapi_layouts as L
+from .errors import kernel_error
+from .files import File
+from .userbuf import user_pointer
+
+OFFSET_SHIFT = uapi.VFIO_REGION_OFFSET_SHIFT
+OFFSET_MASK = (1 << OFFSET_SHIFT) - 1
+PAGE_SIZE = 4096
+PAGE_SHIFT = 12
+
+
+def split_offset(offset):
+    return offset >> OFFSET_SHIFT, offset & OFFSET_MASK
+
+
+def validate_irq_set(buf, num_irqs, max_irq_type):
+    """vfio_set_irqs_validate_and_prepare: (flags, index, start, count, data bytes)."""
+    argsz, flags, index, start, count = struct.unpack("<IIIII", buf.read(0, L.IRQ_SET_MINSZ))
+    minsz = L.IRQ_SET_MINSZ
+    type_mask = uapi.VFIO_IRQ_SET_DATA_TYPE_MASK | uapi.VFIO_IRQ_SET_ACTION_TYPE_MASK
+    if argsz < minsz or index >= max_irq_type or count >= 0xFFFFFFFF - start or flags & ~type_mask:
+        raise kernel_error(errno.EINVAL, "vfio_set_irqs_validate_and_prepare: argsz, index, start+count or flags")
+    if start >= num_irqs or start + count > num_irqs:
+        raise kernel_error(errno.EINVAL, f"vfio_set_irqs_validate_and_prepare: start {start} count {count} "
+                           f"beyond {num_irqs}")
+    data_type = flags & uapi.VFIO_IRQ_SET_DATA_TYPE_MASK
+    size = {uapi.VFIO_IRQ_SET_DATA_NONE: 0, uapi.VFIO_IRQ_SET_DATA_BOOL: 1,
+            uapi.VFIO_IRQ_SET_DATA_EVENTFD: 4}.get(data_type)
+    if size is None:
+        raise kernel_error(errno.EINVAL, "vfio_set_irqs_validate_and_prepare: exactly one DATA_ flag")
+    data = b""
+    if size:
+        if argsz - minsz < count * size:
+            raise kernel_error(errno.EINVAL, "vfio_set_irqs_validate_and_prepare: argsz too small for the data")
+        data = buf.read(minsz, count * size)                 # memdup_user: EFAULT past the buffer
+    return flags, index, start, count, data
+
+
+class Region:
+    """One region of a VFIO device: size, flags, and how its bytes are reached."""
+
+    def __init__(self, index, size, flags, read=None, write=None, mmap_ok=False):
+        self.index, self.size, self.flags = index, size, flags
+        self.read_fn, self.write_fn = read, write
+        self.mmap_ok = mmap_ok
+
+
+class VfioDevice:
+    """A device bound to a VFIO driver (struct vfio_device)."""
+
+    def __init__(self, board, device):
+        self.board = board
+        self.device = device
+        self.group = None
+        self.open_count = 0
+
+    # -- the driver-specific part ---------------------------------------------------------------
+    def open_device(self):
+        pass
+
+    def close_device(self):
+        pass
+
+    def ioctl(self, request, arg):
+        raise kernel_error(errno.ENOTTY)
+
+    def regions(self):
+        return []
+
+    def request(self):
+        """The kernel asks user space to release the device (REQ IRQ on vfio-pci)."""
+
+    # -- the file ---------------------------------------------------------------------------------
+    def open_file(self):
+        """vfio_device_open: the first open runs open_device."""
+        if self.open_count == 0:
+            self.open_device()
+        self.open_count += 1
+        return DeviceFile(self)
+
+    def release_file(self):
+        self.open_count -= 1
+        if self.open_count == 0:
+            self.close_device()
+
+    def region(self, index):
+        regions = self.regions()
+        return regions[index] if 0 <= index < len(regions) else None
+
+    def rw(self, offset, data_or_count, write):
+        """Shared read/write: pick the region, bound the access, split it into register accesses."""
+        index, off = split_offset(offset)
+        region = self.region(index)
+        needed = uapi.VFIO_REGION_INFO_FLAG_WRITE if write else uapi.VFIO_REGION_INFO_FLAG_READ
+        if region is None or not region.flags & needed or region.read_fn is None:
+            raise kernel_error(errno.EINVAL, f"{'write' if write else 'read'} at region {index}: no such "
+                               "readable/writable region")
+        if off >= region.size:
+            raise kernel_error(errno.EINVAL, f"offset {off:#x} is past the {region.size:#x}-byte region {index}")
+        count = len(data_or_count) if write else data_or_count
+        count = min(count, region.size - off)
+        out, done = bytearray(), 0
+        while done < count:
+            at = off + done
+            left = count - done
+            size = 4 if left >= 4 and at % 4 == 0 else 2 if left >= 2 and at % 2 == 0 else 1
+            if write:
+                region.write_fn(at, size, int.from_bytes(data_or_count[done:done + size], "little"))
+            else:
+                out += region.read_fn(at, size).to_bytes(size, "little")
+            done += size
+        return done if write else bytes(out)
+
+
+class DeviceFile(File):
+    def __init__(self, vdev):
+        self.vdev = vdev
+        self.name = f"vfio device {vdev.device.name}"
+        self.position = 0
+
+    def ioctl(self, request, arg):
+        return self.vdev.ioctl(request, arg)
+
+    def read(self, n, offset):
+        pos = self.position if offset is None else offset
+        data = self.vdev.rw(pos, n, write=False)
+        if offset is None:
+            self.position += len(data)
+        return data
+
+    def write(self, data, offset):
+        pos = self.position if offset is None else offset
+        done = self.vdev.rw(pos, bytes(data), write=True)
+        if offset is None:
+            self.position += done
+        return done
+
+    def mmap(self, length, offset, prot, flags):
+        """vfio_platform_mmap / vfio_pci_core_mmap: MAP_SHARED, page aligned, inside the region."""
+        index, off = split_offset(offset)
+        region = self.vdev.region(index)
+        if not flags & _mmap.MAP_SHARED:
+            raise kernel_error(errno.EINVAL, "VFIO regions can only be mapped MAP_SHARED")
+        if region is None:
+            raise kernel_error(errno.EINVAL, f"no region {index}")
+        if not region.flags & uapi.VFIO_REGION_INFO_FLAG_MMAP or not region.mmap_ok:
+            raise kernel_error(errno.EINVAL, f"region {index} cannot be mmapped (no MMAP flag)")
+        if prot & _mmap.PROT_READ and not region.flags & uapi.VFIO_REGION_INFO_FLAG_READ or \
+                prot & _mmap.PROT_WRITE and not region.flags & uapi.VFIO_REGION_INFO_FLAG_WRITE:
+            raise kernel_error(errno.EINVAL, f"region {index} does not allow this protection")
+        length = (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        limit = (region.size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
+        if region.size < PAGE_SIZE or off + length > limit:
+            raise kernel_error(errno.EINVAL, f"{off:#x}+{length:#x} goes past the {region.size:#x}-byte region {index}")
+        return RegionMapping(self.vdev, region, off, length, prot)
+
+    def release(self):
+        self.vdev.release_file()
+        if self.vdev.group is not None and self.vdev.group.file is not None:
+            self.vdev.group.file.device_closed()
+
+
+class RegionMapping:
+    """A region mapped into the process: read8/16/32/64(off), write8/16/32/64(off, value).
+
+    Each access is one register access of exactly that width on the device model, as a load or
+    store to a real mapping is. Out-of-range or unaligned offsets raise ValueError (a real
+    process would get SIGSEGV or SIGBUS), like the host board's RegisterMapping.
+    """
+
+    def __init__(self, vdev, region, offset, length, prot):
+        self.vdev, self.region = vdev, region
+        self.offset, self.length = offset, length
+        self.prot = prot
+        self.closed = False
+
+    def _check(self, off, width):
+        if self.closed:
+            raise ValueError("the mapping is closed")
+        if not isinstance(off, int) or isinstance(off, bool):
+            raise TypeError(f"register offset must be an int, not {type(off).__name__}")
+        nbytes = width // 8
+        if off < 0 or off + nbytes > self.length:
+            raise ValueError(f"offset {off:#x} (+{nbytes}) is outside the {self.length:#x}-byte mapping")
+        if off % nbytes:
+            raise ValueError(f"offset {off:#x} is not {nbytes}-byte aligned (device memory faults "
+                             "on unaligned accesses)")
+        return self.offset + off, nbytes
+
+    def read(self, width, off):
+        at, nbytes = self._check(off, width)
+        if not self.prot & _mmap.PROT_READ:
+            raise ValueError("the mapping is not readable (SIGSEGV)")
+        if at + nbytes > self.region.size:
+            return (1 << width) - 1        # past the device's registers in the last page
+        self.vdev.board.service()
+        return self.region.read_fn(at, nbytes) & ((1 << width) - 1)
+
+    def write(self, width, off, value):
+        at, nbytes = self._check(off, width)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"register value must be an int, not {type(value).__name__}")
+        if value < 0 or value >> width:
+            raise ValueError(f"value {value:#x} does not fit in {width} bits")
+        if not self.prot & _mmap.PROT_WRITE:
+            raise ValueError("the mapping is read-only (SIGSEGV)")
+        if at + nbytes > self.region.size:
+            return
+        self.vdev.board.service()
+        self.region.write_fn(at, nbytes, value)
+
+    def read8(self, off): return self.read(8, off)
+    def read16(self, off): return self.read(16, off)
+    def read32(self, off): return self.read(32, off)
+    def read64(self, off): return self.read(64, off)
+    def write8(self, off, value): self.write(8, off, value)
+    def write16(self, off, value): self.write(16, off, value)
+    def write32(self, off, value): self.write(32, off, value)
+    def write64(self, off, value): self.write(64, off, value)
+
+    def close(self):
+        self.closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __len__(self):
+        return self.length
+
+    def __repr__(self):
+        return (f"<RegionMapping {self.length:#x} bytes of {self.vdev.device.name} region "
+                f"{self.region.index} at {self.offset:#x}{', closed' if self.closed else ''}>")
+
+
+def region_info(vdev, buf):
+    """VFIO_DEVICE_GET_REGION_INFO for both drivers' plain regions (no capabilities)."""
+    argsz, _flags, index = struct.unpack("<III", buf.read(0, L.REGION_INFO_MINSZ)[:12])
+    if argsz < L.REGION_INFO_MINSZ:
+        raise kernel_error(errno.EINVAL, "GET_REGION_INFO: argsz is smaller than vfio_region_info")
+    region = vdev.region(index)
+    if region is None:
+        raise kernel_error(errno.EINVAL, f"GET_REGION_INFO: no region {index} "
+                           f"(the device has {len(vdev.regions())})")
+    buf.write(4, struct.pack("<IIIQQ", region.flags, index, 0, region.size, index << OFFSET_SHIFT))
+    return 0
+
+
+def user_arg(arg, what):
+    return user_pointer(arg, what)
