@@ -15,7 +15,6 @@ import ctypes
 import errno
 import fcntl
 import os
-import re
 import select
 
 from .mapping import DmaBuffer, RegisterMapping
@@ -167,6 +166,7 @@ class HostBoard:
                 prefix, _, text = record.partition(";")
                 usec = int(prefix.split(",")[2])
                 # /dev/kmsg escapes unprintable bytes as \xNN; dmesg(1) prints them unescaped.
+                import re  # here, not at the top: the guest agent starts faster without it
                 message = re.sub(r"\\x([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)),
                                  text.splitlines()[0])
                 lines.append(f"[{usec // 1000000:5d}.{usec % 1000000:06d}] {message}")

@@ -185,5 +185,16 @@ class Agent:
                     self.forward_event(fd)
 
 
+def wait_for_vfio_modules(marker="/run/vfio-loaded", timeout=60):
+    """init loads the VFIO modules while this Python starts; answer only once they are in."""
+    for _ in range(int(timeout / 0.01)):
+        if os.path.exists(marker):
+            return
+        select.select([], [], [], 0.01)
+    print("vfiolab agent: the VFIO modules did not load; serving anyway", file=sys.stderr)
+
+
 if __name__ == "__main__":
-    Agent(find_port()).serve()
+    agent = Agent(find_port())
+    wait_for_vfio_modules()
+    agent.serve()

@@ -10,6 +10,7 @@ import fcntl
 import hashlib
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -29,13 +30,23 @@ PACKAGES = ["busybox-static", "python3.11-minimal", "libpython3.11-minimal", "li
             "libc6", "zlib1g", "libexpat1", "libffi8"]
 # Loaded at boot, with their dependencies. virtio-mmio carries the agent's port and the 9p share,
 # so the PCI bus holds only edu (and the host bridge), as a learner expects to see it.
-BOOT_MODULES = ["virtio_mmio", "virtio_console", "9pnet_virtio", "9p",
-                "vfio", "vfio_iommu_type1", "vfio_pci"]
+TRANSPORT_MODULES = ["virtio_mmio", "virtio_console", "9pnet_virtio", "9p"]
+VFIO_MODULES = ["vfio", "vfio_iommu_type1", "vfio_pci"]
+BOOT_MODULES = TRANSPORT_MODULES + VFIO_MODULES
 # Parts of the stdlib the guest never needs: leaving them out keeps the initramfs small and fast.
 STDLIB_SKIP = ("test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "distutils",
-               "pydoc_data", "unittest", "sqlite3", "dbm", "curses", "config-3.11-aarch64-linux-gnu")
+               "pydoc_data", "unittest", "sqlite3", "dbm", "curses", "config-3.11-aarch64-linux-gnu",
+               "asyncio", "email", "xml", "multiprocessing", "http", "urllib", "html", "xmlrpc",
+               "concurrent", "wsgiref", "venv", "tomllib", "site-packages", "dist-packages")
+# Extension modules whose libraries the image leaves out (or that only tests use).
+DYNLOAD_SKIP = ("_test", "xx", "_ctypes_test", "_codecs_", "_curses", "_dbm", "_sqlite3", "_ssl",
+                "_hashlib", "audioop", "nis", "ossaudiodev", "readline", "_decimal", "_bz2", "_lzma",
+                "_uuid", "_crypt", "_multibytecodec")
+ENCODINGS_KEEP = ("__init__", "aliases", "utf_8", "utf_8_sig", "latin_1", "ascii", "utf_16",
+                  "utf_16_le", "utf_16_be", "utf_32", "raw_unicode_escape", "unicode_escape",
+                  "charmap", "cp1252", "cp437", "hex_codec", "base64_codec", "idna")
 # Bump when the image's content changes, so every cache rebuilds it.
-IMAGE_VERSION = "2"
+IMAGE_VERSION = "3"
 
 SHARE_TAG = "vfiolab"          # 9p mount tag of vfiolab's source
 SHARE_MOUNT = "/opt/vfiolab"   # where the guest mounts it
@@ -50,11 +61,16 @@ mount -t devtmpfs devtmpfs /dev
 # Pages given to the DMA-buffer allocator must stay where the host side maps them.
 echo 0 > /proc/sys/vm/compact_unevictable_allowed
 M=/lib/modules/@KVER@
-@INSMODS@
-mkdir -p @MOUNT@ /tmp
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose @TAG@ @MOUNT@ || echo "vfiolab: 9p mount failed"
-# The agent serves the board contract to the host over the virtio-serial port.
+log() { echo "vfiolab: $*" > /dev/kmsg; }
+@INSMODS_TRANSPORT@
+mkdir -p @MOUNT@ /tmp /run
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose @TAG@ @MOUNT@ || log "9p mount of vfiolab's source failed"
+# The agent serves the board contract to the host over the virtio-serial port. It starts now and
+# answers once /run/vfio-loaded exists, so Python starts while the VFIO modules load.
 setsid python3.11 -I -S -B @MOUNT@/vfiolab/board/qemu/agent.py @MOUNT@ </dev/null >/dev/console 2>&1 &
+@INSMODS_VFIO@
+: > /run/vfio-loaded
+log "VFIO modules loaded"
 busybox --install -s /bin
 echo "vfiolab guest ready: a shell for the curious (the board works without it)"
 while true; do setsid cttyhack sh -l; done
@@ -156,9 +172,15 @@ def _skip(relpath):
     if "gconv" in parts:
         return True
     if parts[:3] == ["usr", "lib", "python3.11"] and len(parts) > 3:
-        if parts[3] in STDLIB_SKIP:
+        name = parts[-1]
+        if parts[3] in STDLIB_SKIP or "__pycache__" in parts:
             return True
-        if parts[3] == "lib-dynload" and len(parts) > 4 and parts[4].startswith(("_test", "_ctypes_test", "xx")):
+        if parts[3] == "lib-dynload" and len(parts) > 4 and name.startswith(DYNLOAD_SKIP):
+            return True
+        if parts[3] == "encodings" and len(parts) == 5 and name.split(".")[0] not in ENCODINGS_KEEP:
+            return True
+        # Where this Python compiled the module (legacy x.pyc beside x.py), the guest needs no source.
+        if name.endswith(".py") and os.path.exists(os.path.join(_skip.root, relpath + "c")):
             return True
     return False
 
@@ -168,20 +190,24 @@ def build_initramfs(root, kver, out_path):
     moddir = os.path.join(root, "lib", "modules", kver)
     modules = kmod.find_modules(moddir)
     order = kmod.load_order(BOOT_MODULES, modules)
-    insmods = []
-    for name in order:
+    transport = kmod.load_order(TRANSPORT_MODULES, modules)
+
+    def insmod(name):
         rel = os.path.relpath(modules[name], moddir)
         params = ' ${vfiolab_unsafe:+allow_unsafe_interrupts=1}' if name == "vfio_iommu_type1" else ""
-        insmods.append(f"insmod $M/{rel}{params}")
-    init = (INIT.replace("@KVER@", kver).replace("@INSMODS@", "\n".join(insmods))
+        return f"insmod $M/{rel}{params}"
+
+    init = (INIT.replace("@KVER@", kver)
+            .replace("@INSMODS_TRANSPORT@", "\n".join(insmod(n) for n in transport))
+            .replace("@INSMODS_VFIO@", "\n".join(insmod(n) for n in order if n not in transport))
             .replace("@MOUNT@", SHARE_MOUNT).replace("@TAG@", SHARE_TAG))
-    # Compile the stdlib once here when this Python has the guest's bytecode format (3.11):
-    # the guest then starts Python in a fraction of the time.
+    # Compile the stdlib once here when this Python has the guest's bytecode format (3.11), as
+    # sourceless x.pyc files: the guest then imports without compiling, from a smaller initramfs.
     stdlib = os.path.join(root, "usr", "lib", "python3.11")
     if sys.version_info[:2] == (3, 11):
-        compileall.compile_dir(stdlib, ddir="/usr/lib/python3.11", quiet=2, workers=0,
-                               invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH,
-                               rx=__import__("re").compile(r"/(" + "|".join(STDLIB_SKIP) + r")/"))
+        compileall.compile_dir(stdlib, ddir="/usr/lib/python3.11", quiet=2, workers=0, legacy=True,
+                               rx=re.compile(r"/usr/lib/python3\.11/(" + "|".join(STDLIB_SKIP) + r")/"))
+    _skip.root = root
     tmp = out_path + ".part"
     with open(tmp, "wb") as f:
         w = cpio.CpioWriter(f)
