@@ -318,3 +318,21 @@ def test_a_guest_kernel_panic_says_so_with_its_console():
     finally:
         b.close()
     assert not b._machine.alive()
+
+
+def test_open_flags_mean_the_same_in_the_guest(board):
+    # x86-64 and arm64 give O_DIRECTORY different values: the board must carry its meaning
+    fd = board.open("/sys/bus/pci/devices", os.O_RDONLY | os.O_DIRECTORY)
+    board.close(fd)
+    with pytest.raises(NotADirectoryError):
+        board.open("/proc/uptime", os.O_RDONLY | os.O_DIRECTORY)
+
+
+def test_closed_and_foreign_fds_are_ebadf(board):
+    fd = board.open("/proc/uptime", os.O_RDONLY)
+    assert board.read(fd, 64)
+    board.close(fd)
+    for bad in (fd, 12345):
+        with pytest.raises(OSError) as e:
+            board.read(bad, 8)
+        assert e.value.errno == errno.EBADF

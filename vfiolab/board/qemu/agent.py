@@ -70,7 +70,10 @@ class Agent:
         return {"release": os.uname().release, "machine": os.uname().machine,
                 "python": sys.version.split()[0]}
 
-    def op_open(self, path, flags):
+    def op_open(self, path, access_mode, flag_names):
+        flags = access_mode
+        for name in flag_names:  # the host's flags by name: their values differ by architecture
+            flags |= getattr(os, name)
         return self.board.open(path, flags)
 
     def op_close(self, fd):

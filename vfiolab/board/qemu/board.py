@@ -36,6 +36,29 @@ NOT_AN_FD = 0x7FFFFFFF   # stands for fds that are not this board's; the guest a
 _live = weakref.WeakSet()
 
 
+# open() flags whose values differ between architectures (x86-64 and arm64 disagree on O_DIRECT,
+# O_DIRECTORY, O_NOFOLLOW, O_LARGEFILE): they cross to the guest by name.
+# Composite flags (O_TMPFILE holds O_DIRECTORY, O_SYNC holds O_DSYNC) come before their parts.
+OPEN_FLAG_NAMES = ("O_TMPFILE", "O_SYNC", "O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC", "O_APPEND",
+                   "O_NONBLOCK", "O_DSYNC", "O_DIRECT", "O_DIRECTORY", "O_NOFOLLOW", "O_NOATIME",
+                   "O_CLOEXEC", "O_PATH", "O_LARGEFILE")
+
+
+def open_flags_by_name(flags):
+    """(access mode, [names of the other flags]) for the guest to rebuild with its own values."""
+    if isinstance(flags, bool) or not isinstance(flags, int):
+        raise TypeError(f"open flags must be an int, not {type(flags).__name__}")
+    names, rest = [], flags & ~os.O_ACCMODE
+    for name in OPEN_FLAG_NAMES:
+        value = getattr(os, name, 0)
+        if value and rest & value == value:
+            names.append(name)
+            rest &= ~value
+    if rest:
+        raise ValueError(f"open flags {rest:#o} are not known to the qemu board")
+    return flags & os.O_ACCMODE, names
+
+
 class GuestError(RuntimeError):
     """The guest kernel or its agent is gone or silent (not an answer of the kernel: that is OSError)."""
 
@@ -277,7 +300,7 @@ class QemuBoard:
 
     # --- the contract -------------------------------------------------------------------------
     def open(self, path, flags=os.O_RDWR):
-        return self._placeholder(self._call("open", os.fspath(path), flags))
+        return self._placeholder(self._call("open", os.fspath(path), *open_flags_by_name(flags)))
 
     def close(self, fd=None):
         """close(fd) closes one file; close() with no fd shuts the board down (as `with` does)."""

@@ -27,9 +27,16 @@ def runtime_base():
 
 
 def _die_with_parent(parent_pid):
-    """Runs in the child between fork and exec: SIGKILL when the parent dies."""
+    """Runs in the child between fork and exec: SIGKILL when the parent dies.
+
+    prctl is looked up before the fork: the child of a threaded parent (a notebook kernel) must not
+    take the dynamic loader's locks. The death signal follows the forking *thread*: open boards
+    from the main thread (as notebooks do).
+    """
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
     def setup():
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent_pid:  # the parent died before prctl took effect
             os._exit(1)
     return setup
