@@ -5,6 +5,7 @@ sysfs does). Attributes have show() and/or store(bytes) callables; store failure
 with the errno the kernel's store method returns. Errors follow the VFS: ENOENT for a missing
 component, ENOTDIR for a file used as a directory, EISDIR for reading a directory, EACCES for a
 read of a write-only attribute or a write of a read-only one (kernfs_fop_open), ELOOP for loops.
+open() with O_CREAT of a missing sysfs file is EACCES (vfs_create: kernfs cannot create files).
 """
 import errno
 import posixpath
@@ -134,14 +135,8 @@ class Vfs:
         return value.encode() if isinstance(value, str) else bytes(value)
 
     def writable_attr(self, path):
-        """The Attr a write to path reaches (vfs_create has no sysfs files to make: EACCES)."""
-        try:
-            node, _ = self.lookup(path)
-        except OSError as e:
-            parent = posixpath.dirname(path.rstrip("/")) or "/"
-            if e.errno == errno.ENOENT and self.exists(parent) and isinstance(self.lookup(parent)[0], Dir):
-                raise kernel_error(errno.EACCES, "sysfs files cannot be created", path) from None
-            raise
+        """The Attr a write to path reaches: open(O_WRONLY) then write, as the host board does."""
+        node, _ = self.lookup(path)
         if isinstance(node, Dir):
             raise kernel_error(errno.EISDIR, None, path)
         if not isinstance(node, Attr) or node.store is None:
