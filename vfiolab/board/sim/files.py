@@ -36,12 +36,16 @@ class AttrFile(File):
         self.vfs, self.path = vfs, path
         self.readable, self.writable = readable, writable
         self.name = path
+        self.position = 0
 
     def read(self, n, offset):
         if not self.readable:
             raise kernel_error(errno.EBADF, "opened write-only")
-        data = self.vfs.read(self.path)
-        return data[offset:offset + n]
+        start = self.position if offset is None else offset
+        data = self.vfs.read(self.path)[start:start + n]
+        if offset is None:
+            self.position += len(data)
+        return data
 
     def write(self, data, offset):
         if not self.writable:

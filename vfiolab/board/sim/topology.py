@@ -171,7 +171,10 @@ class Topology:
                 # INTx through the host's interrupt-map (one entry here: every pin to one SPI).
                 imap = host.cells("interrupt-map") or []
                 dev.interrupts = [Interrupt(imap[-2] + SPI_BASE, True)] if len(imap) >= 2 else []
-            if iommu_map and iommu_map[0] <= fn.rid < iommu_map[0] + iommu_map[3]:
+            # A host bridge function gets no IOMMU group: no driver ever probes it, and on the qemu
+            # board (6.1, arm-smmu-v3 as a module) groups are made at probe time.
+            is_host_bridge = fn.class_code >> 8 == 0x0600
+            if iommu_map and iommu_map[0] <= fn.rid < iommu_map[0] + iommu_map[3] and not is_host_bridge:
                 dev.stream = iommu_map[2] + fn.rid - iommu_map[0]
             if msi_map and msi_map[0] <= fn.rid < msi_map[0] + msi_map[3]:
                 dev.msi_device_id = msi_map[2] + fn.rid - msi_map[0]
