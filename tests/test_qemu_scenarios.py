@@ -1,4 +1,5 @@
-"""The portable scenarios (tests/scenarios.py) on the real kernel in the qemu board, with edu.
+"""The portable scenarios (tests/scenarios.py) on the real kernel in the qemu board, with edu,
+with a GICv3 ITS and with a GICv2m.
 
 The same functions run on the sim board (tests/test_sim_scenarios.py); here the Linux kernel itself
 answers, so a scenario that passes on the sim and fails here shows a sim bug (or a scenario bug).
@@ -17,9 +18,11 @@ pytestmark = pytest.mark.skipif(
            "the qemu board's tests need it")
 
 
-@pytest.fixture(scope="module")
-def qemu():
-    with vfiolab.open_board("qemu", gic="its", quiet=True) as board:
+@pytest.fixture(scope="module", params=["its", "v2m"])
+def qemu(request):
+    # With a GICv2m, attaching a group needs allow_unsafe_interrupts (tested in test_qemu_board).
+    with vfiolab.open_board("qemu", gic=request.param, allow_unsafe_interrupts=request.param == "v2m",
+                            quiet=True) as board:
         yield board
 
 

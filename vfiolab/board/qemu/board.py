@@ -28,7 +28,7 @@ import weakref
 
 from ... import uapi
 from . import image as guest_image
-from . import protocol
+from . import protocol, smmu_events
 from .machine import RAM_BASE, Machine
 
 CALL_TIMEOUT = 30.0  # seconds a guest call may take (TCG is slow; a 1 GiB MAP_DMA is slower still)
@@ -405,6 +405,12 @@ class QemuBoard:
     def dmesg(self):
         """The guest kernel's log (as `dmesg` prints it)."""
         return self._call("dmesg")
+
+    def iommu_faults(self):
+        """Every SMMU fault event the guest kernel logged: (stream, device, iova, length, access,
+        reason), oldest first, as the sim board reports them. QEMU's SMMU model faults each
+        access of a DMA separately, so one bad DMA may give several events."""
+        return smmu_events.parse(self.dmesg())
 
     def console_tail(self, lines=25):
         """The last lines the guest printed on its serial console."""
