@@ -37,7 +37,7 @@ def test_buses_and_names_follow_linux(board):
     assert board.listdir("/sys/bus/amba/devices") == ["1c090000.serial", "1c170000.rtc", "1c1d0000.gpio",
                                                       "2c0a0000.dma"]
     assert "fff50000.ethernet" in board.listdir("/sys/bus/platform/devices")
-    assert board.listdir("/sys/bus/pci/devices") == ["0000:00:00.0", "0000:00:01.0"]
+    assert board.listdir("/sys/bus/pci/devices") == ["0000:00:00.0", "0000:00:01.0", "0000:00:02.0"]
     assert board.readlink(DMA) == "../../../devices/platform/2c0a0000.dma"
     assert board.readlink(UART) == "../../../devices/platform/amba/1c090000.serial"
 
@@ -67,7 +67,7 @@ def test_of_node_shows_the_device_tree_bytes(board):
 
 
 def test_iommu_groups_and_reserved_regions(board):
-    assert board.listdir("/sys/kernel/iommu_groups") == ["0", "1", "2", "3"]
+    assert board.listdir("/sys/kernel/iommu_groups") == ["0", "1", "2", "3", "4"]
     assert board.readlink(f"{DMA}/iommu_group") == "../../../kernel/iommu_groups/0"
     assert board.listdir("/sys/kernel/iommu_groups/2/devices") == ["1c090000.serial", "1c1d0000.gpio"]
     assert board.sysfs_read("/sys/kernel/iommu_groups/0/reserved_regions") == \

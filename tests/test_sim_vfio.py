@@ -390,3 +390,49 @@ def test_eventfds_are_real(board):
     assert counter(board, efd) == 3
     board.close(efd)
     expect_errno(errno.EBADF, board.poll, [efd], 0)
+
+
+def open_edu(board, name):
+    target = scenarios.Target("pci", name, "vfio-pci")
+    s = Session(board, target)
+    config = U.region_offset(U.VFIO_PCI_CONFIG_REGION_INDEX)
+    board.write(s.device, (0x6).to_bytes(2, "little"), config + 4)       # memory + bus master
+    s.msi = s._keep(board.eventfd())
+    board.ioctl(s.device, U.VFIO_DEVICE_SET_IRQS, U.irq_set_eventfds(U.VFIO_PCI_MSI_IRQ_INDEX, [s.msi]))
+    s.bar0 = board.mmap(s.device, 0x100000, 0)
+    return s
+
+
+@pytest.mark.parametrize("gic", ["its", "v2m"])
+def test_a_dma_write_to_the_doorbell_is_an_msi(gic):
+    """edu A DMA-writes edu B's MSI data to the doorbell IOVA: with GICv2m that raises B's
+    interrupt (the data is the SPI); with the ITS it can only raise A's own (DeviceID is A's)."""
+    with vfiolab.open_board("sim", gic=gic, allow_unsafe_interrupts=True) as b:
+        a, victim = open_edu(b, "0000:00:01.0"), open_edu(b, "0000:00:02.0")
+        doorbell_iova, victim_data = b.pci.msi_message(b.device("0000:00:02.0"), 0)
+        assert doorbell_iova >> 20 == 0x80                       # inside the MSI window
+        buf = b.alloc(0x1000)
+        dma_map(b, a.container, buf.vaddr, IOVA, 0x1000)
+        buf[0:4] = victim_data.to_bytes(4, "little")
+        for src, dst, cmd in ((IOVA, 0x40000, 1), (0x40000, doorbell_iova, 1 | 2)):
+            a.bar0.write64(0x80, src)
+            a.bar0.write64(0x88, dst)
+            a.bar0.write64(0x90, 4)
+            a.bar0.write64(0x98, cmd)
+        ready = b.poll([a.msi, victim.msi], 0)
+        assert ready == ([victim.msi] if gic == "v2m" else [a.msi])
+        assert b.iommu_faults() == []
+        victim.close()
+        a.close()
+
+
+def test_msi_without_a_mapped_doorbell_faults():
+    with vfiolab.open_board("sim", layout="virt") as b:
+        s = open_edu(b, "0000:00:01.0")
+        # Tear the doorbell mapping out of the domain behind VFIO's back: the MSI write faults.
+        iommu = s.board.vfio.groups[int(s.group_id)].container.iommu
+        iommu.domain.unmap(0x8000000, 0x100000)
+        s.bar0.write32(0x60, 1)                                  # edu: raise an interrupt
+        assert b.poll([s.msi], 0) == []
+        assert b.iommu_faults()[-1].iova == 0x8000040 and b.iommu_faults()[-1].access == "write"
+        s.close()

@@ -24,9 +24,13 @@ struct vfl_stream {
     struct vfl_iommu_domain *domain;
 };
 
+#define DOORBELL_LOG 64
+
 struct vfl_smmu {
     struct vfl_stream **streams;
     size_t nstreams, stream_capacity;
+    struct vfl_iommu_doorbell_write doorbells[DOORBELL_LOG];   /* ring */
+    size_t doorbell_head, doorbell_count;
     struct vfl_iommu_fault *faults;   /* ring buffer */
     size_t fault_capacity, fault_total;
 };
@@ -67,7 +71,8 @@ static size_t first_ending_above(const struct vfl_iommu_domain *d, uint64_t iova
 
 int vfl_domain_map(struct vfl_iommu_domain *d, uint64_t iova, uint64_t size, uintptr_t host, int prot)
 {
-    if (!size || iova + (size - 1) < iova || !(prot & (VFL_IOMMU_READ | VFL_IOMMU_WRITE)))
+    if (!size || iova + (size - 1) < iova ||
+        !(prot & (VFL_IOMMU_READ | VFL_IOMMU_WRITE)) || (prot & ~(VFL_IOMMU_READ | VFL_IOMMU_WRITE | VFL_IOMMU_DOORBELL)))
         return -EINVAL;
     size_t at = first_ending_above(d, iova);
     if (at < d->count && d->maps[at].iova <= iova + (size - 1))
@@ -177,6 +182,29 @@ void vfl_smmu_clear_faults(struct vfl_smmu *smmu)
     smmu->fault_total = 0;
 }
 
+static void log_doorbell(struct vfl_smmu *smmu, uint32_t stream, uint64_t iova, uint64_t len,
+                         uintptr_t host)
+{
+    size_t at = (smmu->doorbell_head + smmu->doorbell_count) % DOORBELL_LOG;
+    if (smmu->doorbell_count == DOORBELL_LOG)
+        smmu->doorbell_head = (smmu->doorbell_head + 1) % DOORBELL_LOG;   /* drop the oldest */
+    else
+        smmu->doorbell_count++;
+    smmu->doorbells[at] = (struct vfl_iommu_doorbell_write){ .stream = stream, .iova = iova,
+                                                             .len = len, .host = host };
+}
+
+size_t vfl_smmu_take_doorbell_writes(struct vfl_smmu *smmu, struct vfl_iommu_doorbell_write *out,
+                                     size_t max)
+{
+    size_t n = smmu->doorbell_count < max ? smmu->doorbell_count : max;
+    for (size_t i = 0; i < n; i++)
+        out[i] = smmu->doorbells[(smmu->doorbell_head + i) % DOORBELL_LOG];
+    smmu->doorbell_head = (smmu->doorbell_head + n) % DOORBELL_LOG;
+    smmu->doorbell_count -= n;
+    return n;
+}
+
 static uint8_t *stream_translate(void *ctx, uint64_t addr, uint64_t *len, int access)
 {
     struct vfl_stream *s = ctx;
@@ -201,6 +229,8 @@ static uint8_t *stream_translate(void *ctx, uint64_t addr, uint64_t *len, int ac
     uint64_t left = m->size - offset;
     if (*len > left)
         *len = left;
+    if ((m->prot & VFL_IOMMU_DOORBELL) && access == VFL_BUS_WRITE)
+        log_doorbell(s->smmu, s->id, addr, *len ? *len : 1, m->host + offset);
     return (uint8_t *)(m->host + offset);
 }
 

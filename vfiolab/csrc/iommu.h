@@ -15,7 +15,10 @@
 #include "bus.h"
 
 /* cffi-begin */
-enum vfl_iommu_prot { VFL_IOMMU_READ = 1, VFL_IOMMU_WRITE = 2 };
+/* DOORBELL: the mapping is an MSI doorbell page (the ITS GITS_TRANSLATER or a GICv2m frame),
+ * mapped by the kernel in the MSI window. Host memory behind it is a scratch page; every write
+ * through it is logged (vfl_smmu_take_doorbell_writes) so the board can ring the doorbell. */
+enum vfl_iommu_prot { VFL_IOMMU_READ = 1, VFL_IOMMU_WRITE = 2, VFL_IOMMU_DOORBELL = 4 };
 
 /* Why a translation failed (like SMMUv3 event types: C_BAD_STE 0x04, F_TRANSLATION 0x10,
  * F_PERMISSION 0x13). */
@@ -31,6 +34,14 @@ struct vfl_iommu_fault {
     int reason;          /* enum vfl_iommu_fault_reason */
     uint64_t iova;
     uint64_t len;        /* bytes the access wanted from this IOVA on */
+};
+
+/* A write that reached a doorbell mapping: host points at the written bytes in the scratch page. */
+struct vfl_iommu_doorbell_write {
+    uint32_t stream;
+    uint64_t iova;
+    uint64_t len;
+    uintptr_t host;
 };
 
 struct vfl_smmu;
@@ -51,6 +62,10 @@ void vfl_smmu_clear_faults(struct vfl_smmu *smmu);
 /* Record a fault found outside translate() (e.g. an MSI write to an unmapped doorbell IOVA). */
 void vfl_smmu_record_fault(struct vfl_smmu *smmu, uint32_t stream, uint64_t iova, uint64_t len,
                            int access, int reason);
+
+/* Doorbell writes since the last call, oldest first (at most max; the log holds 64). */
+size_t vfl_smmu_take_doorbell_writes(struct vfl_smmu *smmu, struct vfl_iommu_doorbell_write *out,
+                                     size_t max);
 
 struct vfl_iommu_domain *vfl_domain_new(void);
 /* Detach the domain from every stream of smmu (may be NULL) and free it. */

@@ -83,7 +83,11 @@ class SimBoard:
             device.model = model_for(device.node, key)
             device.model.attach(DevicePort(self, device))
             if device.stream is not None:
-                self.smmu.stream_names[device.stream] = device.name
+                self.smmu.stream_names.setdefault(device.stream, device.name)
+        self._stream_devices = {}
+        for device in self.topology.devices:
+            if device.stream is not None:
+                self._stream_devices.setdefault(device.stream, device)
         host = [Driver(name, bus, compatibles, suppress, module)
                 for name, bus, compatibles, suppress, module in HOST_DRIVERS]
         self.drivers = DriverCore(self, host + vfio_drivers())
@@ -133,6 +137,14 @@ class SimBoard:
             return {}
         return container.iommu.msi_pages
 
+    def ring_doorbells(self):
+        """Deliver the DMA writes that reached MSI doorbell pages (see interrupts.py)."""
+        for stream, iova, data in self.smmu.take_doorbell_writes():
+            device = self._stream_devices.get(stream)
+            target = self.msi_pages_for(device).get(iova & ~0xFFF) if device else None
+            if target is not None:
+                self.interrupts.ring(device, target + (iova & 0xFFF), int.from_bytes(data[:4], "little"))
+
     def service(self):
         """What the kernel does asynchronously, done at each call: virqfds, queued device work."""
         for group in self.vfio.groups.values():
@@ -142,6 +154,7 @@ class SimBoard:
             for _ in range(64):
                 if not device.model.step(1000):
                     break
+        self.ring_doorbells()
 
     def _file(self, fd):
         _require_int(fd, "fd")

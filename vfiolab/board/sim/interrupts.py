@@ -50,7 +50,8 @@ class InterruptController:
             if gic == "v2m" and "arm,gic-v2m-frame" in node.compatible:
                 self.doorbell = base + V2M_MSI_SETSPI_NS
                 first = node.cell("arm,msi-base-spi", 64)
-                self.v2m_spis = list(range(first + 32, first + 32 + node.cell("arm,msi-num-spis", 32)))
+                # arm,msi-base-spi overrides MSI_TYPER's first SPI, an INTID as the data carries it.
+                self.v2m_spis = list(range(first, first + node.cell("arm,msi-num-spis", 32)))
 
     @property
     def msi_isolated(self):
@@ -121,27 +122,25 @@ class InterruptController:
         else:
             self.msi_targets.pop(data, None)
 
-    def msi_write(self, device, address, data):
-        """A device's MSI write: through its SMMU stream to the doorbell, or an IOMMU fault."""
-        smmu = self.board.smmu
-        domain_doorbells = self.board.msi_pages_for(device)
-        page = address & PAGE_MASK
-        target = domain_doorbells.get(page)
-        if target is None:
-            smmu.record_fault(device.stream if device.stream is not None else 0, address, 4, 1)
-            return False
-        physical = target + (address & ~PAGE_MASK)
+    def ring(self, device, physical, value):
+        """A write of `value` reached doorbell register `physical`, from `device`'s stream."""
         if physical != self.doorbell:
             return False
-        key = (device.msi_device_id, data) if self.gic == "its" else data
+        # ITS: the DeviceID comes from the bus, not from the data, so a device reaches only its
+        # own events. GICv2m: the data is the SPI, whoever writes it.
+        key = (device.msi_device_id, value) if self.gic == "its" else value
         callback = self.msi_targets.get(key)
         if callback is not None:
             callback()
-        return True
+        return callback is not None
 
     def send_msi(self, device, vector):
-        """A PCI function raises MSI `vector`: the message the kernel programmed, written by DMA."""
+        """A PCI function raises MSI `vector`: a DMA write of the programmed data to the programmed
+        address, through its SMMU stream (a fault if the doorbell is not mapped there)."""
         message = self.board.pci.msi_message(device, vector)
-        if message is None:
+        if message is None or device.stream is None:
             return False
-        return self.msi_write(device, *message)
+        address, data = message
+        ok = self.board.smmu.dma_write(device.stream, address, data.to_bytes(4, "little"))
+        self.board.ring_doorbells()
+        return ok

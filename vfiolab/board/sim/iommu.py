@@ -18,7 +18,7 @@ REASON_NAMES = {lib.VFL_FAULT_NO_DOMAIN: "no domain", lib.VFL_FAULT_TRANSLATION:
 IommuFault = namedtuple("IommuFault", "stream device iova length access reason")
 IommuFault.__doc__ = "One SMMU event: which stream touched which IOVA, how, and why it faulted."
 
-PROT_READ, PROT_WRITE = lib.VFL_IOMMU_READ, lib.VFL_IOMMU_WRITE
+PROT_READ, PROT_WRITE, PROT_DOORBELL = lib.VFL_IOMMU_READ, lib.VFL_IOMMU_WRITE, lib.VFL_IOMMU_DOORBELL
 
 
 class Domain:
@@ -92,6 +92,13 @@ class Smmu:
 
     def record_fault(self, stream, iova, length, access, reason=lib.VFL_FAULT_TRANSLATION):
         lib.vfl_smmu_record_fault(self._ptr, stream, iova, length, access, reason)
+
+    def take_doorbell_writes(self):
+        """[(stream, iova, bytes written)] that reached doorbell mappings since the last call."""
+        raw = ffi.new("struct vfl_iommu_doorbell_write[]", 64)
+        n = lib.vfl_smmu_take_doorbell_writes(self._ptr, raw, 64)
+        return [(w.stream, w.iova, bytes(ffi.buffer(ffi.cast("uint8_t *", w.host), min(w.len, 8))))
+                for w in raw[0:n]]
 
     def faults(self):
         count = min(lib.vfl_smmu_fault_count(self._ptr), 4096)

@@ -221,6 +221,7 @@ class RegionMapping:
             return
         self.vdev.board.service()
         self.region.write_fn(at, nbytes, value)
+        self.vdev.board.ring_doorbells()
 
     def read8(self, off): return self.read(8, off)
     def read16(self, off): return self.read(16, off)

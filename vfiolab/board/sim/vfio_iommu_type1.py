@@ -7,12 +7,13 @@ unmapped address. Errnos are the kernel's, checked in the same order as vfio_dma
 vfio_dma_do_unmap and vfio_iommu_type1_get_info.
 """
 import bisect
+import ctypes
 import errno
 import struct
 
 from . import uapi_layouts as L
 from .errors import kernel_error
-from .iommu import PROT_READ, PROT_WRITE
+from .iommu import PROT_DOORBELL, PROT_READ, PROT_WRITE
 from .topology import MSI_IOVA_BASE, MSI_IOVA_LENGTH
 from .userbuf import user_pointer
 from vfiolab import uapi
@@ -44,6 +45,7 @@ class Type1Iommu:
         self.dma_avail = DMA_ENTRY_LIMIT
         self.domain = board.smmu.new_domain()
         self.msi_pages = {}                      # IOVA page -> doorbell physical page
+        self._doorbell_scratch = []              # host pages behind doorbell mappings
         self.pgsize_bitmap = PGSIZE_BITMAP
 
     # --- groups -------------------------------------------------------------------------------
@@ -109,6 +111,11 @@ class Type1Iommu:
         iova = MSI_IOVA_BASE + 0x1000 * len(self.msi_pages)
         if iova >= MSI_IOVA_BASE + MSI_IOVA_LENGTH:
             raise kernel_error(errno.ENOSPC, "the MSI window is full")
+        # In the SMMU the doorbell page is an ordinary writable mapping: any DMA write to it rings
+        # the doorbell (the board reads what landed in this scratch page).
+        scratch = ctypes.create_string_buffer(0x1000)
+        self._doorbell_scratch.append(scratch)
+        self.domain.map(iova, 0x1000, ctypes.addressof(scratch), PROT_WRITE | PROT_DOORBELL)
         self.msi_pages[iova] = page
         return iova
 

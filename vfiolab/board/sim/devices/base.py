@@ -22,7 +22,9 @@ class DevicePort:
     def dma_write(self, addr, data):
         if self.stream is None:
             return False
-        return self._board.smmu.dma_write(self.stream, addr, bytes(data))
+        ok = self._board.smmu.dma_write(self.stream, addr, bytes(data))
+        self._board.ring_doorbells()
+        return ok
 
     def set_irq(self, index, level):
         self._board.interrupts.set_line(self._device, index, bool(level))
