@@ -49,7 +49,7 @@ class QTest:
         self.timeout = timeout
         self.irq_events = []
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, bufsize=0)
+                                      stderr=subprocess.PIPE)
         # If the client is dropped without close(), QEMU still goes.
         self._finalizer = weakref.finalize(self, _kill, self._proc)
         self._out = self._proc.stdout
@@ -62,6 +62,7 @@ class QTest:
                              + self._stderr_tail())
         try:
             self._proc.stdin.write(line.encode() + b"\n")
+            self._proc.stdin.flush()
         except BrokenPipeError:
             raise QTestError("QEMU closed its qtest connection: " + self._stderr_tail()) from None
         while True:
@@ -115,17 +116,18 @@ class QTest:
 
     # ---- lifetime ----
     def close(self):
-        """Ask QEMU to quit; kill it if it does not within the timeout."""
+        """Stop QEMU (SIGTERM); kill it if it has not gone within 5 seconds."""
         proc = self._proc
         if proc.poll() is None:
-            try:
-                proc.stdin.close()      # qtest quits when its chardev closes
-            except OSError:
-                pass
+            proc.terminate()            # QEMU shuts down cleanly on SIGTERM
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
         self._finalizer()
         for stream in (proc.stdout, proc.stderr):
             stream.close()

@@ -483,8 +483,11 @@ static void start_channel(struct vfl_pl330 *d, struct thread *m, const uint8_t *
         fault(d, m, F_DMAGO);     /* a non-secure manager cannot start a secure channel */
         return;
     }
+    /* SAR, DAR, CCR and the loop counters keep their values: they are registers, not state. */
     struct thread *t = &d->chan[c];
-    reset_thread(t);
+    t->fault = 0;
+    t->request_burst = t->request_last = 0;
+    t->wfp_burst = t->wfp_periph = 0;
     t->nonsecure = (uint8_t)ns;
     t->pc = imm32(b + 2);
     t->state = ST_EXECUTING;
@@ -511,11 +514,9 @@ static int execute(struct vfl_pl330 *d, struct thread *t, const uint8_t *b, int 
         if (!is_manager)
             fifo_drop(d, t);      /* loaded bytes no store claimed are dropped */
         t->state = ST_STOPPED;
-        *pc_set = 1;
-        return DONE;
+        return DONE;              /* retired: the PC moves past it, as QEMU shows it too */
     case 0x01:   /* DMAKILL */
         kill_thread(d, t);
-        *pc_set = 1;
         return DONE;
     case 0x04: case 0x05: case 0x07:
         return do_load(d, t, op);
@@ -832,7 +833,7 @@ static int step_thread(struct vfl_pl330 *d, struct thread *t, int allow_fast)
     int pc_set;
     if (execute(d, t, b, &pc_set) == STALL)
         return t->state != before;
-    if (!pc_set && !is_faulting(t) && t->state != ST_STOPPED)
+    if (!pc_set && !is_faulting(t))
         t->pc += (uint32_t)len;
     if (t->state == ST_COMPLETING || t->state == ST_AT_BARRIER || t->state == ST_WAITING_PERIPH)
         t->state = ST_EXECUTING;
