@@ -244,6 +244,26 @@ def test_eventfd_of_another_process_is_ebadf(board, edu):
                     U.irq_set_eventfds(U.VFIO_PCI_MSI_IRQ_INDEX, [edu.msi]))
 
 
+def test_open_flags_mean_the_same_in_the_guest(board):
+    # x86-64 and arm64 give O_DIRECTORY different values: the board must carry its meaning
+    fd = board.open("/sys/bus/pci/devices", os.O_RDONLY | os.O_DIRECTORY)
+    board.close(fd)
+    with pytest.raises(NotADirectoryError):
+        board.open("/proc/uptime", os.O_RDONLY | os.O_DIRECTORY)
+
+
+def test_closed_and_foreign_fds_are_ebadf(board):
+    fd = board.open("/proc/uptime", os.O_RDONLY)
+    assert board.read(fd, 64)
+    board.close(fd)
+    for bad in (fd, 12345):
+        with pytest.raises(OSError) as e:
+            board.read(bad, 8)
+        assert e.value.errno == errno.EBADF
+
+
+# The tests below open their own boards. One qemu board runs per process, so opening one closes
+# the module's `board`: every test using that fixture must come above this line.
 @pytest.mark.parametrize("unsafe", [False, True], ids=["v2m", "v2m+allow_unsafe_interrupts"])
 def test_gicv2m_needs_allow_unsafe_interrupts(unsafe):
     with vfiolab.open_board("qemu", gic="v2m", allow_unsafe_interrupts=unsafe, quiet=True) as b:
@@ -319,20 +339,3 @@ def test_a_guest_kernel_panic_says_so_with_its_console():
         b.close()
     assert not b._machine.alive()
 
-
-def test_open_flags_mean_the_same_in_the_guest(board):
-    # x86-64 and arm64 give O_DIRECTORY different values: the board must carry its meaning
-    fd = board.open("/sys/bus/pci/devices", os.O_RDONLY | os.O_DIRECTORY)
-    board.close(fd)
-    with pytest.raises(NotADirectoryError):
-        board.open("/proc/uptime", os.O_RDONLY | os.O_DIRECTORY)
-
-
-def test_closed_and_foreign_fds_are_ebadf(board):
-    fd = board.open("/proc/uptime", os.O_RDONLY)
-    assert board.read(fd, 64)
-    board.close(fd)
-    for bad in (fd, 12345):
-        with pytest.raises(OSError) as e:
-            board.read(bad, 8)
-        assert e.value.errno == errno.EBADF
