@@ -287,11 +287,14 @@ def assemble(text, base=0):
         addr += _size(item)
     label_addr = {name: (items[i].addr if i < len(items) else addr) for name, i in labels.items()}
     out = bytearray()
-    loops = []   # open DMALP / DMALPFE: (counter, start address, forever)
+    loops = []   # open DMALP / DMALPFE: (counter, start address, forever, line, implicit)
     for item in items:
         out += _encode(item, label_addr, loops)
-    if loops:
-        raise AsmError(items[-1].number if items else 1, "DMALP without DMALPEND")
+    # A loop written the short way must be closed; "DMALP LC0, n" on its own is a valid
+    # program (the disassembler prints any DMALP that way).
+    for _, _, _, line, implicit in loops:
+        if implicit:
+            raise AsmError(line, "DMALP without DMALPEND")
     return bytes(out)
 
 
@@ -312,17 +315,17 @@ def _encode(item, label_addr, loops):
         if len(ops) == 2:
             lc = _indexed(ops[0], "LC", line, 2, "loop counter")
         else:
-            used = {c for c, _, _ in loops if c is not None}
+            used = {c for c, _, _, _, _ in loops if c is not None}
             free = [c for c in (0, 1) if c not in used]
             if not free:
                 raise AsmError(line, "both loop counters are in use")
             lc = free[0]
         count = _number(ops[-1], line, lo=1, hi=256, what="loop count")
-        loops.append((lc, item.addr + 2, False))
+        loops.append((lc, item.addr + 2, False, line, len(ops) == 1))
         return bytes([0x20 | lc << 1, count - 1])
     if m == "DMALPFE":
         want(0)
-        loops.append((None, item.addr, True))
+        loops.append((None, item.addr, True, line, True))
         return b""
     if m.startswith("DMALPEND"):
         cond = m[len("DMALPEND"):]
@@ -344,7 +347,7 @@ def _encode(item, label_addr, loops):
         if target is None:
             if not loops:
                 raise AsmError(line, "DMALPEND without an open DMALP")
-            open_lc, target, open_forever = loops.pop()
+            open_lc, target, open_forever, _, _ = loops.pop()
             forever = forever or open_forever
             if lc is None and open_lc is not None:
                 lc = open_lc
