@@ -9,6 +9,8 @@ Options (keywords):
     allow_unsafe_interrupts=False  vfio_iommu_type1's module parameter of that name
     layout="fvp" | "virt"          the SoC: FVP/Juno-like (fvp.dts) or the qemu virt twin (virt.dts)
     reset_required=True            vfio_platform's module parameter of that name
+    kernel=(6, 1)                  which Linux to answer as, where answers changed between versions:
+                                   6.1 is Debian 12's, the kernel the qemu board runs (see KERNEL_CHANGES)
     dts=None                       path of another device tree source to boot instead
 
 The board is built in layers, one module each: devicetree (parse the .dts), topology (devices,
@@ -42,6 +44,13 @@ from .vfs import Attr, CharDevice, Dir, Vfs
 HERE = os.path.dirname(os.path.abspath(__file__))
 LAYOUTS = {"fvp": os.path.join(HERE, "fvp.dts"), "virt": os.path.join(HERE, "virt.dts")}
 GICS = ("its", "v2m")
+
+# Where the kernel's answer depends on its version (the sim defaults to 6.1, the qemu board's):
+KERNEL_CHANGES = {
+    "set_container_not_a_container": ((6, 2), "EINVAL before, EBADFD since iommufd's compat (6.2)"),
+    "aligned_capability_chain": ((6, 7), "vfio_info_cap_add aligns each capability to 8 bytes since 6.7"),
+    "type1_nesting_extension": ((6, 7), "VFIO_TYPE1_NESTING_IOMMU reported until its removal"),
+}
 PAGE_SIZE = 4096
 
 
@@ -56,13 +65,16 @@ class SimBoard:
     kind = "sim"
 
     def __init__(self, gic="its", allow_unsafe_interrupts=False, *, layout="fvp", reset_required=True,
-                 dts=None):
+                 kernel=(6, 1), dts=None):
         if gic not in GICS:
             raise ValueError(f"gic must be one of {GICS}, not {gic!r}")
         if layout not in LAYOUTS:
             raise ValueError(f"layout must be one of {tuple(LAYOUTS)}, not {layout!r}")
+        if not (isinstance(kernel, tuple) and len(kernel) == 2 and all(isinstance(v, int) for v in kernel)):
+            raise TypeError(f"kernel must be a (major, minor) tuple such as (6, 1), not {kernel!r}")
         self.gic = gic
         self.layout = layout
+        self.kernel = kernel
         self.allow_unsafe_interrupts = bool(allow_unsafe_interrupts)
         self.reset_required = bool(reset_required)
         self._log = []
@@ -105,6 +117,10 @@ class SimBoard:
                 node.properties["status"] = b"okay\0" if self.gic == "v2m" else b"disabled\0"
 
     # --- kernel plumbing used by the layers ---------------------------------------------------
+    def since(self, change):
+        """True when the simulated kernel has the change named in KERNEL_CHANGES."""
+        return self.kernel >= KERNEL_CHANGES[change][0]
+
     def log(self, text):
         self._log.append(text)
 

@@ -134,7 +134,9 @@ class Sysfs:
         vfs.attr(f"{path}/subsystem_device", show=lambda: "0x1100\n")
         vfs.attr(f"{path}/class", show=lambda: f"0x{fn.class_code:06x}\n")
         vfs.attr(f"{path}/revision", show=lambda: f"0x{fn.revision:02x}\n")
-        vfs.attr(f"{path}/irq", show=lambda: f"{device.interrupts[0].hwirq if device.interrupts else 0}\n")
+        # Linux's IRQ number is assigned when a driver first probes the function (pci_assign_irq);
+        # the sim shows the GIC INTID from then on (a real kernel shows its own virq number).
+        vfs.attr(f"{path}/irq", show=lambda: f"{device.interrupts[0].hwirq if device.interrupts and device.driver else 0}\n")
         vfs.attr(f"{path}/config", show=lambda: bytes(self.board.pci.config(device)))
         vfs.attr(f"{path}/resource", show=lambda: "".join(
             f"0x{a:016x} 0x{(a + s - 1) if s else 0:016x} 0x{0x40200 if s else 0:016x}\n" for a, s in fn.bars)

@@ -39,17 +39,17 @@ class Container(File):
             return 0      # the pointer's value is an unknown extension number
         if self.iommu is not None:
             return self.iommu.check_extension(arg)
-        return check_extension(None, arg)
+        return check_extension(None, arg, self.board)
 
     def set_iommu(self, arg):
         """vfio_ioctl_set_iommu."""
         if not self.groups or self.iommu is not None:
             raise kernel_error(errno.EINVAL, "vfio_ioctl_set_iommu: needs at least one group and no IOMMU set yet")
-        if not isinstance(arg, int) or check_extension(None, arg) <= 0 or \
-                arg not in (uapi.VFIO_TYPE1_IOMMU, uapi.VFIO_TYPE1v2_IOMMU):
+        types = (uapi.VFIO_TYPE1_IOMMU, uapi.VFIO_TYPE1v2_IOMMU, uapi.VFIO_TYPE1_NESTING_IOMMU)
+        if not isinstance(arg, int) or check_extension(None, arg, self.board) <= 0 or arg not in types:
             # No registered backend accepts this type: ret stays -ENODEV.
             raise kernel_error(errno.ENODEV, f"vfio_ioctl_set_iommu: no IOMMU backend for type {arg!r}")
-        iommu = Type1Iommu(self.board, v2=arg == uapi.VFIO_TYPE1v2_IOMMU)
+        iommu = Type1Iommu(self.board, v2=arg != uapi.VFIO_TYPE1_IOMMU)
         try:
             for group in self.groups:          # __vfio_container_attach_groups
                 iommu.attach_group(group)

@@ -80,6 +80,25 @@ class VfioDevice:
     def regions(self):
         return []
 
+    has_device_feature = False      # vfio-pci has a device_feature op, vfio-platform none
+
+    def device_feature(self, buf):
+        """vfio_ioctl_device_feature: no feature (migration, low power, VF token) is offered."""
+        argsz, flags = struct.unpack("<II", buf.read(0, 8))
+        known = uapi.VFIO_DEVICE_FEATURE_MASK | uapi.VFIO_DEVICE_FEATURE_SET | \
+            uapi.VFIO_DEVICE_FEATURE_GET | uapi.VFIO_DEVICE_FEATURE_PROBE
+        if argsz < 8 or flags & ~known:
+            raise kernel_error(errno.EINVAL, "vfio_ioctl_device_feature: argsz or unknown flags")
+        if not flags & uapi.VFIO_DEVICE_FEATURE_PROBE and flags & uapi.VFIO_DEVICE_FEATURE_SET and \
+                flags & uapi.VFIO_DEVICE_FEATURE_GET:
+            raise kernel_error(errno.EINVAL, "vfio_ioctl_device_feature: GET and SET together")
+        feature = flags & uapi.VFIO_DEVICE_FEATURE_MASK
+        if feature in (uapi.VFIO_DEVICE_FEATURE_MIGRATION, 2):      # 2: MIG_DEVICE_STATE
+            raise kernel_error(errno.ENOTTY, "vfio_ioctl_device_feature_migration: no migration support")
+        if not self.has_device_feature:
+            raise kernel_error(errno.EINVAL, "vfio_ioctl_device_feature: this driver has no features")
+        raise kernel_error(errno.ENOTTY, "vfio_pci_core_ioctl_feature: feature not supported")
+
     def request(self):
         """The kernel asks user space to release the device (REQ IRQ on vfio-pci)."""
 
@@ -132,6 +151,8 @@ class DeviceFile(File):
         self.position = 0
 
     def ioctl(self, request, arg):
+        if request == uapi.VFIO_DEVICE_FEATURE:
+            return self.vdev.device_feature(user_pointer(arg, "VFIO_DEVICE_FEATURE"))
         return self.vdev.ioctl(request, arg)
 
     def read(self, n, offset):

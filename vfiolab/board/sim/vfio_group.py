@@ -84,8 +84,9 @@ class GroupFile(File):
         if self.group.container is not None:
             raise kernel_error(errno.EINVAL, "vfio_group_ioctl_set_container: the group already has a container")
         if not isinstance(target, Container):
-            # Neither a container nor an iommufd (mainline; 6.1 answers EINVAL here).
-            raise kernel_error(errno.EBADFD, f"vfio_group_ioctl_set_container: fd {fd} is not /dev/vfio/vfio")
+            # Not a container: 6.1 answers EINVAL; since 6.2 (iommufd compat) it is EBADFD.
+            code = errno.EBADFD if self.group.board.since("set_container_not_a_container") else errno.EINVAL
+            raise kernel_error(code, f"vfio_group_ioctl_set_container: fd {fd} is not /dev/vfio/vfio")
         target.attach_group(self.group)
         self.group.container = target
         return 0

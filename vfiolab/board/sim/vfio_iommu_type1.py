@@ -39,7 +39,7 @@ class Type1Iommu:
 
     def __init__(self, board, v2):
         self.board = board
-        self.v2 = v2
+        self.v2 = v2               # TYPE1v2 (and TYPE1_NESTING, which implies v2)
         self.groups = []
         self.dmas = []                           # sorted by iova
         self.dma_avail = DMA_ENTRY_LIMIT
@@ -121,7 +121,7 @@ class Type1Iommu:
 
     # --- ioctls -------------------------------------------------------------------------------
     def check_extension(self, arg):
-        return check_extension(self, arg)
+        return check_extension(self, arg, self.board)
 
     def ioctl(self, request, arg):
         if request == uapi.VFIO_CHECK_EXTENSION:
@@ -167,8 +167,9 @@ class Type1Iommu:
              struct.pack("<II", len(iovas), 0) + b"".join(struct.pack("<QQ", s, e) for s, e in iovas)),
         ]
         out = bytearray()
+        align = 8 if self.board.since("aligned_capability_chain") else 1
         for i, (cap_id, body) in enumerate(bodies):
-            size = (8 + len(body) + 7) // 8 * 8
+            size = (8 + len(body) + align - 1) // align * align
             start = len(out)
             nxt = L.TYPE1_INFO_SIZE + start + size if i < len(bodies) - 1 else 0
             out += struct.pack("<HHI", cap_id, 1, nxt) + body
@@ -296,12 +297,14 @@ class Type1Iommu:
         return 0
 
 
-def check_extension(iommu, arg):
+def check_extension(iommu, arg, board):
     """vfio_iommu_type1_check_extension (iommu is None before SET_IOMMU)."""
     if arg in (uapi.VFIO_TYPE1_IOMMU, uapi.VFIO_TYPE1v2_IOMMU, uapi.VFIO_UNMAP_ALL):
         return 1
+    if arg == uapi.VFIO_TYPE1_NESTING_IOMMU:
+        return 0 if board.since("type1_nesting_extension") else 1
     if arg == uapi.VFIO_UPDATE_VADDR:
         return 1 if iommu is not None else 0
-    if arg == uapi.VFIO_DMA_CC_IOMMU:
-        return 1 if iommu is not None and iommu.groups else 0   # dma-coherent SMMU
+    # VFIO_DMA_CC_IOMMU: arm-smmu domains do not enforce cache coherency (seen: 0 on the qemu
+    # board's SMMUv3); every other extension is another backend's.
     return 0

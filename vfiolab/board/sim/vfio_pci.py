@@ -28,6 +28,8 @@ INTX, MSI, MSIX, ERR, REQ = (uapi.VFIO_PCI_INTX_IRQ_INDEX, uapi.VFIO_PCI_MSI_IRQ
 
 
 class PciVfioDevice(VfioDevice):
+    has_device_feature = True
+
     def __init__(self, board, device):
         super().__init__(board, device)
         self.irq_type = None                 # None, INTX or MSI (what is enabled)
