@@ -28,7 +28,11 @@ def read_notebook(path):
     try:
         with open(path, encoding="utf-8") as f:
             nb = nbformat.read(f, as_version=4)
-        nbformat.validate(nb)
+        try:
+            nbformat.validate(nb)
+        except nbformat.ValidationError:
+            _repair(nb)  # editors mix 4.4 and 4.5 (cell ids): accept what nbformat can mend
+            nbformat.validate(nb)
     except (UnicodeDecodeError, ValueError, KeyError, AttributeError, TypeError,
             nbformat.ValidationError, OSError) as e:
         raise ValueError(f"not a readable Jupyter notebook ({type(e).__name__}: "
@@ -37,6 +41,16 @@ def read_notebook(path):
     if language != "python":
         raise ValueError(f"a {language} notebook, not a Python one")
     return nb
+
+
+def _repair(nb):
+    import uuid
+    nb.nbformat_minor = max(nb.get("nbformat_minor", 0), 5)
+    seen = set()
+    for cell in nb.cells:
+        if not cell.get("id") or cell["id"] in seen:
+            cell["id"] = uuid.uuid4().hex[:8]
+        seen.add(cell["id"])
 
 
 def _make_scratch(job, private):

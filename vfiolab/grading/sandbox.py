@@ -21,7 +21,8 @@ import signal
 import sys
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID = 0x00020000, 0x10000000, 0x20000000
-MS_RDONLY, MS_BIND, MS_REC, MS_PRIVATE = 1, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG = 1
 NOBODY = 65534
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -59,6 +60,12 @@ def enter_namespaces():
     return how
 
 
+# Folders where people and programs keep their files: the kernel sees them empty, except for the
+# paths it needs (Python, vfiolab, its scratch folder), which are bound back in.
+PRIVATE_ROOTS = ["/tmp", "/var/tmp", "/dev/shm", "/root", "/home", "/work", "/srv", "/mnt", "/media",
+                 "/opt"]
+
+
 def _blocked_ancestor(path):
     """The first folder above path that others may not traverse, or None."""
     parts = path.strip(os.sep).split(os.sep)
@@ -69,33 +76,39 @@ def _blocked_ancestor(path):
     return None
 
 
-def expose(needed):
-    """Make each needed path reachable by `nobody`: a folder above it that others may not
-    traverse (say /root, when Python lives in /root/.pyenv) is replaced, in this mount namespace
-    only, by an empty traversable tmpfs into which just the needed paths are bound back."""
-    import tempfile
-    blocked = {}
-    for path in {os.path.realpath(p) for p in needed}:
-        folder = _blocked_ancestor(path)
-        if folder:
-            blocked.setdefault(folder, []).append(path)
-    for folder, paths in blocked.items():
-        stage = tempfile.mkdtemp(prefix="vfiolab-stage-")
-        staged = []
-        for i, path in enumerate(sorted(paths)):
-            source = os.path.join(stage, str(i))
-            _mount_point(source, os.path.isdir(path))
-            _mount(path, source, None, MS_BIND | MS_REC)
-            staged.append((source, path))
-        _mount("tmpfs", folder, "tmpfs", 0, "size=64k,mode=0711")
-        for source, path in staged:
-            os.makedirs(os.path.dirname(path), mode=0o711, exist_ok=True)
-            if not os.path.exists(path):
-                _mount_point(path, os.path.isdir(source))
-            _mount(source, path, None, MS_BIND | MS_REC)
-            _libc.umount2(source.encode(), 2)  # MNT_DETACH
-            os.rmdir(source) if os.path.isdir(source) else os.unlink(source)
-        os.rmdir(stage)
+def _under(path, folder):
+    return path == folder or path.startswith(os.path.join(folder, ""))
+
+
+def expose_only(needed, roots=PRIVATE_ROOTS):
+    """Cover each private root (and any folder `nobody` may not traverse above a needed path) with
+    an empty tmpfs, then bind the needed paths back into it; returns the covered folders."""
+    needed = sorted({os.path.realpath(p) for p in needed if os.path.exists(p)}, key=len)
+    needed = [p for i, p in enumerate(needed) if not any(_under(p, q) for q in needed[:i])]
+    covers = [os.path.realpath(r) for r in roots if os.path.isdir(r)]
+    covers = [c for c in covers if c != "/" and not any(_under(c, p) for p in needed)]
+    for path in needed:
+        blocked = _blocked_ancestor(path)
+        if blocked and not any(_under(blocked, c) for c in covers):
+            covers.append(blocked)
+    covers = sorted(set(covers), key=len)
+    covers = [c for i, c in enumerate(covers) if not any(_under(c, q) for q in covers[:i])]
+    # O_PATH descriptors keep each needed path reachable after its folder is covered.
+    handles = {p: os.open(p, os.O_PATH) for p in needed if any(_under(p, c) for c in covers)}
+    try:
+        for cover in covers:
+            mode = "1777" if cover in ("/tmp", "/var/tmp", "/dev/shm") else "0755"
+            _mount("tmpfs", cover, "tmpfs", 0, f"size=1m,mode={mode}")
+            for path, fd in handles.items():
+                if _under(path, cover):
+                    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+                    if not os.path.exists(path):
+                        _mount_point(path, os.path.isdir(f"/proc/self/fd/{fd}"))
+                    _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+    finally:
+        for fd in handles.values():
+            os.close(fd)
+    return covers
 
 
 def _mount_point(path, folder):
@@ -161,12 +174,12 @@ def main(argv):
     except OSError as e:  # no namespaces here (a container without them): run unisolated, say so
         report["why"] = str(e)
     else:  # from here on a failure stops the kernel: never run half-isolated
-        if how == "root":
-            import vfiolab
-            expose([sys.base_prefix, sys.prefix, os.path.dirname(os.path.dirname(vfiolab.__file__)),
-                    os.path.realpath(sys.executable), *config.get("keep", [])])
-        report["hidden"] = hide(config["hide"], keep=[scratch, sys.prefix, sys.base_prefix,
-                                                      *config.get("keep", [])])
+        import vfiolab
+        needed = [scratch, sys.prefix, sys.base_prefix, os.path.realpath(sys.executable),
+                  os.path.dirname(vfiolab.__file__), *[p for p in sys.path if os.path.isabs(p) and p != os.getcwd()],
+                  *config.get("keep", [])]
+        report["private"] = expose_only(needed)
+        report["hidden"] = hide(config["hide"], keep=needed)
         report["isolation"] = how
     report["user"] = NOBODY if report["isolation"] == "root" else os.geteuid()
     with report_file:
@@ -179,6 +192,8 @@ def main(argv):
     if child == 0:  # pid 1 of the new PID namespace, when there is one
         try:
             _limit_resources()
+            if report["isolation"] != "none":  # this process is pid 1: show only its own tree
+                _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
             if report["isolation"] == "root":
                 _become_nobody(scratch)
             _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
