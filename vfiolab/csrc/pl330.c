@@ -778,9 +778,11 @@ static uint64_t fast_loop(struct vfl_pl330 *d, struct thread *t)
             uint64_t whole = more / inner;
             if (whole) {
                 total += more;
+                /* Back at the outer DMALPEND, as after each whole outer iteration; with its
+                 * counter at 0 that DMALPEND falls through. */
                 t->lc[other] -= (uint32_t)whole;
-                /* The last outer DMALPEND done either falls through or jumps to the DMALP. */
-                t->pc = t->lc[other] ? start - 2 : t->pc + 2;
+                if (!t->lc[other])
+                    t->pc += 2;
             }
         }
     }

@@ -1,0 +1,149 @@
+"""The fast path is exact: the same programs run with run() (bulk copies for counted
+{DMALD, [DMARMB], DMAST, DMAWMB} loops) and with stepping only end in the same memory, registers,
+thread states, faults and events. Only the cycle count may differ."""
+import random
+
+import pytest
+
+from vfiolab.hw.pl330 import PL330, assemble, memcpy_program
+
+CODE, MEM = 0x1000, 1 << 20           # 1 MiB of memory: copies can run off its end
+
+
+def snapshot(dma):
+    regs = {off: dma.readl(off) for off in [0x000, 0x004, 0x024, 0x028, 0x030, 0x034, 0x038]}
+    return {"memory": dma.mem_read(0, MEM), "threads": dma.threads(), "regs": regs,
+            "irq": (dma.irq_lines, dma.abort_line)}
+
+
+def both_ways(setup, **config):
+    """Run setup(dma) then the engine, fast and stepping; return both snapshots and the fast
+    engine's fast-path iteration count."""
+    results = []
+    for fast in (True, False):
+        dma = PL330(memory_size=MEM, **config)
+        setup(dma)
+        if fast:
+            dma.run()
+        else:
+            dma.run_stepping()
+        results.append((snapshot(dma), dma.fast_iterations, dma.idle))
+    (a, iterations, idle_a), (b, _, idle_b) = results
+    assert idle_a and idle_b
+    for key in a:
+        assert a[key] == b[key], f"fast path and stepping differ in {key}"
+    return iterations
+
+
+def program_setup(code, data_seed, channel=0, inten=0, extra=()):
+    def setup(dma):
+        dma.mem_write(0x10000, random.Random(data_seed).randbytes(MEM - 0x10000))
+        dma.writel(0x020, inten)
+        for ch, pc, prog in extra:
+            dma.mem_write(pc, prog)
+            dma.start(ch, pc)
+        dma.mem_write(CODE, code)
+        dma.start(channel, CODE)
+    return setup
+
+
+def test_linux_memcpy_programs():
+    rng = random.Random(1)
+    used_fast_path = 0
+    for i in range(60):
+        src = 0x10000 + rng.randrange(0, 0x40000)
+        dst = 0x60000 + rng.randrange(0, 0x40000)
+        length = rng.choice((rng.randint(1, 300), rng.randint(1, 40000), rng.randint(1, 200000)))
+        size = rng.choice((None, 1, 2, 4, 8))
+        if size and (length % size or (src | dst) % size):
+            size = None
+        code = memcpy_program(src, dst, length, burst_size=size,
+                              burst_len=rng.randint(1, 16) if size else None, event=i % 16)
+        used_fast_path += both_ways(program_setup(code, i, inten=rng.randrange(1 << 16))) > 0
+    assert used_fast_path > 40
+
+
+def test_copies_running_off_the_end_of_memory():
+    rng = random.Random(2)
+    for i in range(20):
+        src, dst = rng.choice([(0x20000, MEM - rng.randrange(8, 5000, 8)),
+                               (MEM - rng.randrange(8, 5000, 8), 0x20000)])
+        code = memcpy_program(src, dst, 0x8000, burst_size=8, burst_len=rng.randint(1, 16))
+        assert both_ways(program_setup(code, i)) > 0
+
+
+def test_overlapping_copies():
+    for i, (src, dst, barriers) in enumerate([(0x20000, 0x20040, True), (0x20040, 0x20000, True),
+                                              (0x20000, 0x20008, True), (0x20000, 0x20040, False),
+                                              (0x20000, 0x20000, True)]):
+        body = "DMALD\nDMARMB\nDMAST\nDMAWMB" if barriers else "DMALD\nDMAST\nDMAWMB"
+        code = assemble(f"""
+            DMAMOV CCR, SB8 SS64 DB8 DS64
+            DMAMOV SAR, 0x{src:x}
+            DMAMOV DAR, 0x{dst:x}
+            DMALP 200
+            {body}
+            DMALPEND
+            DMAEND""", base=CODE)
+        both_ways(program_setup(code, i))
+
+
+def test_a_copy_over_its_own_code():
+    code = assemble("""
+        DMAMOV CCR, SB2 SS64 DB2 DS64
+        DMAMOV SAR, 0x20000
+        DMAMOV DAR, 0x1000
+        DMALP 100
+        DMALD
+        DMARMB
+        DMAST
+        DMAWMB
+        DMALPEND
+        DMAEND""", base=CODE)
+    both_ways(program_setup(code, 3))
+
+
+def test_another_channel_waiting_for_the_copys_event():
+    waiter = assemble("DMAWFE E2\nDMAMOV SAR, 0x99\nDMASEV E9\nDMAEND", base=0x3000)
+    code = memcpy_program(0x20000, 0x80000, 100000, event=2)
+    assert both_ways(program_setup(code, 4, inten=1 << 9, extra=[(5, 0x3000, waiter)])) > 0
+
+
+def test_two_channels_copying_at_once():
+    a = memcpy_program(0x20000, 0x80000, 30000, event=0)
+    b = memcpy_program(0x40000, 0xA0000, 30000, event=1)
+    both_ways(program_setup(a, 5, channel=0, inten=3, extra=[(1, 0x3000, b)]))
+
+
+def random_ccr_loop(rng):
+    ccr = rng.randrange(1 << 32)
+    if rng.random() < 0.7:      # mostly shapes the fast path takes: equal bytes, incrementing
+        size, blen = rng.choice((0, 1, 2, 3)), rng.randrange(16)
+        ccr = (ccr & ~0x7FFFFFFF) | 1 | size << 1 | blen << 4 | 1 << 14 | size << 15 | blen << 18
+        ccr &= 0x7FFFFFFF
+    body = rng.choice(("DMALD\nDMARMB\nDMAST\nDMAWMB", "DMALD\nDMAST\nDMAWMB",
+                       "DMALD\nDMANOP\nDMARMB\nDMAST\nDMANOP\nDMAWMB", "DMALD\nDMAST"))
+    return f"""
+        DMAMOV CCR, 0x{ccr:08x}
+        DMAMOV SAR, 0x{rng.randrange(0x10000, MEM + 0x100):x}
+        DMAMOV DAR, 0x{rng.randrange(0x10000, MEM + 0x100):x}
+        DMALP LC0, {rng.randint(1, 20)}
+        DMALP LC1, {rng.randint(1, 256)}
+        {body}
+        DMALPEND LC1
+        DMALPEND LC0
+        DMASEV E{rng.randrange(16)}
+        DMAEND"""
+
+
+def test_random_ccr_values_and_addresses():
+    rng = random.Random(6)
+    for i in range(400):
+        both_ways(program_setup(assemble(random_ccr_loop(rng), base=CODE), i,
+                                inten=rng.randrange(1 << 16)))
+
+
+@pytest.mark.parametrize("mfifo_lines", [2, 16])
+def test_small_mfifo(mfifo_lines):
+    code = memcpy_program(0x20000, 0x80000, 50000, burst_size=8, burst_len=16)
+    both_ways(program_setup(code, 7), mfifo_lines=mfifo_lines)
