@@ -133,12 +133,17 @@ class PL330:
         self._lib.vfl_pl330_reset(self._dma)
 
     # ---- running ----
-    def run(self, max_cycles=None):
-        """Step max_cycles cycles exactly, or (None) until nothing can make progress, taking the
-        fast path for bulk copies. Returns the cycles run (fast-path cycles are estimates)."""
+    def run(self, max_cycles=None, fast=None):
+        """Run until nothing can make progress (max_cycles None), or for max_cycles cycles.
+        Returns the cycles run. fast (default: only without max_cycles) lets counted copy loops
+        run as bulk copies: the same memory, registers, faults and events as stepping, but a
+        whole loop happens within one call and its cycles are estimates; without it every cycle
+        is stepped exactly (for widgets that animate the engine)."""
+        if fast is None:
+            fast = max_cycles is None
         if max_cycles is None:
-            return self._lib.vfl_pl330_run(self._dma, DEFAULT_CYCLE_LIMIT, 1)
-        return self._lib.vfl_pl330_run(self._dma, max_cycles, 0)
+            max_cycles = DEFAULT_CYCLE_LIMIT
+        return self._lib.vfl_pl330_run(self._dma, max_cycles, 1 if fast else 0)
 
     def run_stepping(self, max_cycles=DEFAULT_CYCLE_LIMIT):
         """Like run(), but never the fast path (tests compare the two)."""
