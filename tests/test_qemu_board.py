@@ -230,18 +230,29 @@ def test_dma_to_an_unmapped_iova_faults_in_the_smmu(board, edu):
         board.ioctl(edu.container, U.VFIO_IOMMU_UNMAP_DMA, U.vfio_iommu_type1_dma_unmap(iova=IOVA, size=4096))
 
 
-def test_eventfd_of_another_process_is_ebadf(board, edu):
-    stranger = os.eventfd(0)
+def test_set_irqs_takes_any_eventfd_like_eventfd_ctx_fdget(board, edu):
+    msi = U.VFIO_PCI_MSI_IRQ_INDEX
+    # an eventfd made without the board works too: the MSI arrives on it
+    plain = os.eventfd(0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
     try:
-        with pytest.raises(OSError) as e:
-            board.ioctl(edu.device, U.VFIO_DEVICE_SET_IRQS,
-                        U.irq_set_eventfds(U.VFIO_PCI_MSI_IRQ_INDEX, [stranger]))
-        assert e.value.errno == errno.EBADF
+        board.ioctl(edu.device, U.VFIO_DEVICE_SET_IRQS, U.irq_set_eventfds(msi, [plain]))
+        edu.dma(EDU_BUFFER, EDU_BUFFER + 0x100, 16, to_ram=False, wait=False)
+        assert select.select([plain], [], [], 5)[0] == [plain]
+        assert os.eventfd_read(plain) == 1  # not the board's fd: read it with os, not board.read
+        edu.bar0.write32(0x64, edu.bar0.read32(0x24))
+        # eventfd_ctx_fdget: a closed fd is EBADF, a file that is no eventfd EINVAL
+        closed = os.eventfd(0)
+        os.close(closed)
+        for fd, code in ((closed, errno.EBADF), (devnull, errno.EINVAL), (edu.device, errno.EINVAL)):
+            with pytest.raises(OSError) as e:
+                board.ioctl(edu.device, U.VFIO_DEVICE_SET_IRQS, U.irq_set_eventfds(msi, [fd]))
+            assert e.value.errno == code, fd
     finally:
-        os.close(stranger)
-        # the failed SET_IRQS released the MSI's eventfd (vfio_msi_set_block unwinds): re-attach
-        board.ioctl(edu.device, U.VFIO_DEVICE_SET_IRQS,
-                    U.irq_set_eventfds(U.VFIO_PCI_MSI_IRQ_INDEX, [edu.msi]))
+        os.close(plain)
+        os.close(devnull)
+        # a failed SET_IRQS released the MSI's eventfd (vfio_msi_set_block unwinds): re-attach
+        board.ioctl(edu.device, U.VFIO_DEVICE_SET_IRQS, U.irq_set_eventfds(msi, [edu.msi]))
 
 
 def test_open_flags_mean_the_same_in_the_guest(board):

@@ -174,7 +174,8 @@ class QemuBoard:
         self._machine = Machine(gic, allow_unsafe_interrupts, memory_mib, cpus, _share_dir())
         self._guest_fd = {}      # placeholder fd here -> fd in the guest
         self._eventfds = {}      # eventfd here -> its twin in the guest
-        self._eventfd_of_guest = {}
+        self._eventfd_of_guest = {}   # guest eventfd -> the fd here that it signals
+        self._adopted = {}            # dup of an eventfd made outside the board -> (guest twin, inode)
         self._buffers = []
         self._mappings = []
         self._replies = queue.Queue()
@@ -279,6 +280,34 @@ class QemuBoard:
             return self._eventfds[fd]
         return NOT_AN_FD  # not a file of this board: the guest kernel answers EBADF, as for a closed fd
 
+    def _eventfd_to_guest(self, fd):
+        """The guest fd that an eventfd argument of VFIO_DEVICE_SET_IRQS stands for.
+
+        Like eventfd_ctx_fdget: a closed fd is EBADF, an open fd that is no eventfd is EINVAL. An
+        eventfd this board did not make (os.eventfd()) is adopted: the board keeps a dup of it (as
+        the kernel keeps a reference) and signals it when its new guest twin fires.
+        """
+        if fd in self._guest_fd or fd in self._eventfds:
+            return self._to_guest(fd)
+        try:
+            inode = os.fstat(fd).st_ino
+        except OSError:
+            return NOT_AN_FD                     # EBADF in the guest
+        try:
+            is_eventfd = os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[eventfd]"
+        except OSError:
+            is_eventfd = False
+        if not is_eventfd:
+            return 0                             # the agent's stdin (/dev/null): EINVAL in the guest
+        for dup, (guest, dup_inode) in self._adopted.items():
+            if dup_inode == inode and os.path.samestat(os.fstat(dup), os.fstat(fd)):
+                return guest
+        dup = os.dup(fd)
+        guest = self._call("eventfd")
+        self._adopted[dup] = (guest, inode)
+        self._eventfd_of_guest[guest] = dup
+        return guest
+
     def _placeholder(self, guest_fd):
         local = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self._guest_fd[local] = guest_fd
@@ -296,7 +325,7 @@ class QemuBoard:
                     at = 20 + 4 * i
                     fd = int.from_bytes(data[at:at + 4], "little", signed=True)
                     if fd >= 0:  # -1 means "no eventfd" (de-assign) and stays as it is
-                        data[at:at + 4] = self._to_guest(fd).to_bytes(4, "little", signed=True)
+                        data[at:at + 4] = self._eventfd_to_guest(fd).to_bytes(4, "little", signed=True)
 
     # --- the contract -------------------------------------------------------------------------
     def open(self, path, flags=os.O_RDWR):
@@ -447,13 +476,14 @@ class QemuBoard:
             except BufferError:  # a memoryview still holds it; its pages stay readable
                 pass
         self._buffers.clear()
-        for fd in list(self._guest_fd) + list(self._eventfds):
+        for fd in list(self._guest_fd) + list(self._eventfds) + list(self._adopted):
             try:
                 os.close(fd)
             except OSError:
                 pass
         self._guest_fd.clear()
         self._eventfds.clear()
+        self._adopted.clear()
         self._eventfd_of_guest.clear()
         for mapping in self._mappings:
             mapping.closed = True
