@@ -346,3 +346,16 @@ def test_engine_on_an_external_bus_faults_through_it():
     assert dma.thread(1).fault == WRITE_ERR and faults[0] == (0x30000, 1)
     with pytest.raises(ValueError):
         dma.mem_read(0x40000, 4)
+
+
+def test_reset_drops_the_lines_and_stops_everything():
+    dma = PL330()
+    seen = []
+    dma.on_irq(lambda lines, abort: seen.append((lines, abort)))
+    dma.writel(0x020, 1)
+    load_and_start(dma, "DMASEV E0\n.byte 0xff")
+    dma.run()
+    assert seen[-1] == (1, True)
+    dma.reset()
+    assert seen[-1] == (0, False) and dma.readl(0x020) == 0
+    assert all(t.state == 0 for t in dma.threads())

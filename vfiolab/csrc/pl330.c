@@ -69,6 +69,8 @@ struct vfl_pl330 {
     void *irq_ctx;
 };
 
+static void update_irqs(struct vfl_pl330 *d);
+
 /* ---- configuration and reset ---- */
 
 void vfl_pl330_default_config(struct vfl_pl330_config *c)
@@ -108,8 +110,7 @@ void vfl_pl330_reset(struct vfl_pl330 *d)
     memset(d->request_pending, 0, sizeof(d->request_pending));
     d->cycles = 0;
     d->idle = 1;
-    d->irq_lines_seen = 0;
-    d->abort_seen = 0;
+    update_irqs(d);               /* lines that were high drop: tell the board */
 }
 
 struct vfl_pl330 *vfl_pl330_new(const struct vfl_pl330_config *config, struct vfl_bus bus)
