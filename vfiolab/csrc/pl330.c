@@ -1065,6 +1065,7 @@ uint32_t vfl_pl330_readl(struct vfl_pl330 *d, uint32_t off)
         return 0;
     }
     uint32_t width_log2 = c->data_width_bits == 32 ? 2 : c->data_width_bits == 64 ? 3 : 4;
+    /* INTCLR, DBGCMD, DBGINST0 and DBGINST1 are write-only: they read as 0. */
     switch (off) {
     case 0x000:
         return d->manager.state | (uint32_t)d->manager.wakeup << 4 |
@@ -1082,8 +1083,6 @@ uint32_t vfl_pl330_readl(struct vfl_pl330 *d, uint32_t off)
     }
     case 0x038: return d->manager.fault;
     case 0xD00: return 0;      /* debug instructions run at once: never busy */
-    case 0xD08: return d->dbginst0;
-    case 0xD0C: return d->dbginst1;
     case 0xE00:
         return (c->peripherals ? 1u : 0u) | (c->boot_manager ? 2u : 0u) |
                (c->manager_nonsecure ? 4u : 0u) | (c->channels - 1) << 4 |
