@@ -278,8 +278,11 @@ def ensure_image(refresh=False):
         build_initramfs(root, kver, image.initramfs)
         with open(os.path.join(image.directory, "kernel-version"), "w") as f:
             f.write(kver)
-        # Keep only what boots: the unpacked tree (~300 MB of modules) is not needed any more.
+        # Keep only what boots: the unpacked tree (~300 MB of modules) and the packages (~70 MB)
+        # are not needed any more.
         shutil.rmtree(root, ignore_errors=True)
+        for deb in debs:
+            os.unlink(deb)
         with open(image.stamp, "w") as f:
             f.write(image.expected_stamp())
         say(f"guest image ready ({os.path.getsize(image.initramfs) >> 20} MiB initramfs)")
