@@ -350,3 +350,24 @@ def test_a_guest_kernel_panic_says_so_with_its_console():
         b.close()
     assert not b._machine.alive()
 
+
+
+def _qemu_version():
+    out = subprocess.run(["qemu-system-aarch64", "--version"], capture_output=True, text=True).stdout
+    return tuple(int(x) for x in out.split("version ")[1].split()[0].split(".")[:2])
+
+
+@pytest.mark.skipif(_qemu_version() >= (9, 1), reason="QEMU 9.1 fixed edu's off-by-one range check")
+def test_qemu_aborting_says_what_qemu_said():
+    from vfiolab.board.qemu.board import GuestError
+    b = vfiolab.open_board("qemu", quiet=True)
+    try:
+        e = Edu(b)
+        buf = b.alloc(4096)
+        b.ioctl(e.container, U.VFIO_IOMMU_MAP_DMA, U.vfio_iommu_type1_dma_map(
+            flags=3, vaddr=buf.vaddr, iova=IOVA, size=4096))
+        with pytest.raises(GuestError) as err:
+            e.dma(IOVA, EDU_BUFFER, 4096, to_ram=False)  # ends at edu's last byte: QEMU 7.2 aborts
+        assert "EDU: DMA range" in str(err.value) and "fixed in QEMU 9.1" in str(err.value)
+    finally:
+        b.close()

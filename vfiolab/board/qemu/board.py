@@ -232,11 +232,19 @@ class QemuBoard:
         status = self._machine.proc.poll() if self._machine.proc else None
         state = (f"QEMU exited with status {status}" if status is not None
                  else "QEMU is still running")
-        self._dead = f"{what} ({state})"
         tail = self._machine.console_tail() if self._machine.rundir else "(console log removed)"
+        if status not in (None, 0):
+            # QEMU itself stopped (a device model's hw_error aborts the whole VM): say what it said.
+            said = [l for l in self._machine.qemu_stderr(first=True).splitlines() if l.strip()][:1]
+            if said:
+                state += "; QEMU said: " + " / ".join(said)
+                if "EDU: DMA range" in said[0]:
+                    state += (" (QEMU 7.2's edu rejects a DMA that ends at the last byte of its "
+                              "buffer, an off-by-one fixed in QEMU 9.1: stay strictly inside it)")
         panic = self._machine.console_grep("Kernel panic") if self._machine.rundir else None
         if panic and panic not in tail:
             tail = f"{panic}\n...\n{tail}"
+        self._dead = f"{what} ({state})"
         return GuestError(f"the qemu board's guest {what} ({state}). Open a new board with "
                           f"vfiolab.open_board('qemu'). Last lines of the guest console:\n{tail}")
 
@@ -406,6 +414,8 @@ class QemuBoard:
         ready = {fd: ev for fd, ev in poller.poll(timeout_ms)}
         if any(ev & select.POLLNVAL for ev in ready.values()):
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        if not ready and self._dead is None and not self._machine.alive():
+            raise self._guest_gone("stopped while you waited")  # nothing will ever arrive
         return [fd for fd in fds if ready.get(fd, 0) & (select.POLLIN | select.POLLERR | select.POLLHUP)]
 
     def alloc(self, size):

@@ -127,11 +127,13 @@ class Machine:
                     raise RuntimeError("QEMU did not open its agent socket in time")
                 time.sleep(0.01)
 
-    def qemu_stderr(self):
+    def qemu_stderr(self, first=False):
+        """What QEMU wrote on stderr: its last 2000 characters, or with first=True its first."""
         try:
-            return open(os.path.join(self.rundir, "qemu.stderr"), errors="replace").read()[-2000:]
-        except OSError:
+            text = open(os.path.join(self.rundir, "qemu.stderr"), errors="replace").read()
+        except (OSError, TypeError):
             return ""
+        return text[:2000] if first else text[-2000:]
 
     def console_tail(self, lines=25):
         try:
