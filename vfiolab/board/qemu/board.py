@@ -183,6 +183,8 @@ class QemuBoard:
         self._seq = 0
         self._dead = None        # why the guest is gone, once it is
         self._sock = None
+        self._reader = None
+        self._death = os.eventfd(0, os.EFD_CLOEXEC)  # signalled when the agent's connection ends
         image = guest_image.ensure_image()
         started = time.monotonic()
         self._machine.start(image)
@@ -222,6 +224,10 @@ class QemuBoard:
         except OSError:
             pass
         self._replies.put(("closed",))
+        try:
+            os.eventfd_write(self._death, 1)  # wakes a poll() that waits for an MSI in vain
+        except OSError:
+            pass
 
     def _alive(self):
         return self._dead is None and self._sock is not None
@@ -411,10 +417,12 @@ class QemuBoard:
         poller = select.poll()
         for fd in fds:
             poller.register(fd, select.POLLIN)
+        if self._dead is None:
+            poller.register(self._death, select.POLLIN)
         ready = {fd: ev for fd, ev in poller.poll(timeout_ms)}
         if any(ev & select.POLLNVAL for ev in ready.values()):
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-        if not ready and self._dead is None and not self._machine.alive():
+        if self._death in ready and not any(ready.get(fd) for fd in fds):
             raise self._guest_gone("stopped while you waited")  # nothing will ever arrive
         return [fd for fd in fds if ready.get(fd, 0) & (select.POLLIN | select.POLLERR | select.POLLHUP)]
 
@@ -480,6 +488,11 @@ class QemuBoard:
             except OSError:
                 pass
         self._machine.stop()
+        if self._reader is not None:
+            self._reader.join(2)
+        if self._death >= 0:
+            os.close(self._death)
+            self._death = -1
         for buf in self._buffers:
             try:
                 buf.close()
