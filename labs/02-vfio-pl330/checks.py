@@ -1,0 +1,313 @@
+"""Lab 02's observers and public checks (learners receive this file; the notebook runs it).
+
+Observers read what the device really did: the DMA mappings in the PL330's container (the sim's
+type1 IOMMU), the PL330's registers and the VFIO IRQ state, the destination buffer; and they run
+your microcode generators on fresh PL330 engines (vfiolab.hw.pl330.PL330) and report what each
+program did to memory, registers and cycles.
+"""
+from vfiolab.grading import check, expect, expect_bytes, expect_equal, observe, real_board
+
+PL330 = "2c0a0000.dma"
+CODE_IOVA, SRC_IOVA, DST_IOVA = 0x10000, 0x100000, 0x200000
+CODE_SIZE, BUF_SIZE = 0x1000, 0x10000
+EVENT, EVENT_IRQ = 0, 1                # event 0 raises IRQ index 1 (index 0 is the abort line)
+READ, WRITE = 1, 2                     # VFIO_DMA_MAP_FLAG_READ / _WRITE
+
+# Where each exercise writes in the destination buffer (offsets from DST_IOVA).
+DST_EX3, DST_EX4, DST_EX5, DST_AGAIN = 0x2000, 0x6000, 0x8000, 0xC000
+EX4_SEGMENTS = [(0x0000, DST_EX4 + 0x000, 100), (0x1003, DST_EX4 + 0x100, 1000),
+                (0x2000, DST_EX4 + 0x600, 0x800)]   # (source offset, destination offset, length)
+EX5_START, EX5_LENGTH, EX5_AREA = DST_EX5 + 3, 1000, 0x800   # zero 1000 bytes inside 0x800 of 0xFF
+
+# The fresh engines' memory: microcode at ENGINE_CODE, sources near ENGINE_SRC, copies near ENGINE_DST.
+ENGINE_MEMORY, ENGINE_CODE, ENGINE_SRC, ENGINE_DST = 16 << 20, 0x1000, 0x100000, 0x800000
+GUARD = 64
+LINUX_1MIB_CYCLES = 286791             # vfiolab.hw.pl330.memcpy_program (Linux's shape), 1 MiB
+
+
+def source_pattern(n, seed=0):
+    """What the notebook writes into the source buffer (and the fresh engines' sources)."""
+    return bytes((i * 7 + 3 + seed) & 0xFF for i in range(n))
+
+
+# (src, dst, length) for memcpy_microcode; the first three are judged here, all of them hidden.
+MEMCPY_CASES = [
+    (ENGINE_SRC, ENGINE_DST, 4096), (ENGINE_SRC, ENGINE_DST, 1000), (ENGINE_SRC, ENGINE_DST, 65536),
+    (ENGINE_SRC, ENGINE_DST, 1), (ENGINE_SRC + 4, ENGINE_DST, 13), (ENGINE_SRC, ENGINE_DST + 8, 4097),
+    (ENGINE_SRC, ENGINE_DST, (1 << 20) + 5),
+    (ENGINE_SRC + 1, ENGINE_DST + 3, 7), (ENGINE_SRC + 3, ENGINE_DST + 5, 255),
+    (ENGINE_SRC + 2, ENGINE_DST + 6, 65539),
+]
+PUBLIC_MEMCPY = 3
+SG_CASES = [
+    [(ENGINE_SRC + 1, ENGINE_DST + 0x1001, 3), (ENGINE_SRC + 0x100, ENGINE_DST + 7, 100),
+     (ENGINE_SRC + 0x207, ENGINE_DST + 0x3000, 4099)],
+    [(ENGINE_SRC + 0x10000 * i + i, ENGINE_DST + 0x10000 * i, 300 + 77 * i) for i in range(12)],
+    [(ENGINE_SRC, ENGINE_DST, 70000)],
+]
+FILL_CASES = [(ENGINE_DST, 4096), (ENGINE_DST + 3, 1), (ENGINE_DST + 5, 999), (ENGINE_DST + 8, 70001)]
+CHALLENGE = (ENGINE_SRC, ENGINE_DST, 1 << 20)
+
+
+# --- helpers the observers share -----------------------------------------------------------------
+def _vfio_irq(board, index):
+    """The sim kernel's state of the PL330's VFIO IRQ `index` (masked or not)."""
+    dev = board.device(PL330)
+    group = board.vfio.groups[dev.group.id]
+    vdev = next(v for v in group.devices if v.device is dev)
+    return vdev.irqs[index]
+
+
+def _engine(board):
+    return board.model(PL330).engine
+
+
+def _run_fresh(program, fill, cycles):
+    """Run `program` on channel 0 of a fresh PL330 after writing fill [(addr, bytes)]."""
+    from vfiolab.hw.pl330 import INTEN, PL330 as Engine
+    program = bytes(program)
+    if not program:
+        raise ValueError("the generator returned no microcode")
+    if len(program) > ENGINE_SRC - ENGINE_CODE:
+        raise ValueError(f"the microcode is {len(program)} bytes: that is far too long")
+    dma = Engine(memory_size=ENGINE_MEMORY, events=8)
+    dma.writel(INTEN, 1 << EVENT)
+    for addr, data in fill:
+        dma.mem_write(addr, data)
+    dma.mem_write(ENGINE_CODE, program)
+    dma.start(0, ENGINE_CODE)
+    ran = dma.run_stepping(cycles)
+    t = dma.thread(0)
+    return dma, {"state": t.state_name, "faults": t.fault_names, "cycles": ran,
+                 "event": dma.readl(0x024) >> EVENT & 1, "pc": t.pc}
+
+
+def _mnemonics(program):
+    from vfiolab.hw.pl330 import disassemble
+    return [line.split(":", 1)[1].split()[0] for line in disassemble(bytes(program)).splitlines()]
+
+
+def _first_difference(a, b):
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+
+
+def _copy_case(program_of, segments):
+    """Run the program for `segments` [(src, dst, length)]: did each copy land, inside its bounds?"""
+    try:
+        program = bytes(program_of())
+        fill, end = [], 0
+        for n, (src, dst, length) in enumerate(segments):
+            fill.append((src, source_pattern(length, seed=n)))
+        for src, dst, length in segments:
+            fill.append((dst - GUARD, b"\xA5" * GUARD))
+            fill.append((dst + length, b"\xA5" * GUARD))
+            end = max(end, length)
+        total = sum(length for _, _, length in segments)
+        dma, out = _run_fresh(program, fill, 16 * total + 100_000)
+        out["copied"], out["inside"] = True, True
+        for n, (src, dst, length) in enumerate(segments):
+            got = dma.mem_read(dst, length)
+            diff = _first_difference(got, source_pattern(length, seed=n))
+            if diff is not None:
+                out["copied"] = False
+                out.setdefault("first_wrong", [n, diff])
+            if dma.mem_read(dst - GUARD, GUARD) + dma.mem_read(dst + length, GUARD) != b"\xA5" * 2 * GUARD:
+                out["inside"] = False
+        out["mnemonics"] = sorted(set(_mnemonics(program)))
+        out["sev_count"] = _mnemonics(program).count("DMASEV")
+        out["ends"] = _mnemonics(program)[-2:]
+        return out
+    except Exception as e:
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
+# --- observers ----------------------------------------------------------------------------------
+@observe("mappings")
+def observe_mappings(ns):
+    """The DMA mappings of the PL330's container: [[iova, size, prot]] (prot: 1 read, 2 write)."""
+    from vfiolab.widgets.iommu import mappings_of
+    return mappings_of(real_board(ns), PL330)
+
+
+@observe("memcpy")
+def observe_memcpy(ns):
+    gen = ns["memcpy_microcode"]
+    return [_copy_case(lambda: gen(src, dst, n), [(src, dst, n)]) for src, dst, n in MEMCPY_CASES]
+
+
+@observe("ex3")
+def observe_ex3(ns):
+    board = real_board(ns)
+    dst = bytes(memoryview(ns["dst_buf"]).cast("B")[DST_EX3:DST_EX3 + 0x2000])
+    engine = _engine(board)
+    efd = ns["efd"]
+    return {"dst": dst, "ris": engine.readl(0x024), "fsrc": engine.readl(0x034),
+            "masked": _vfio_irq(board, EVENT_IRQ).masked,
+            "eventfd_unread": bool(board.poll([efd], 0))}
+
+
+@observe("ex4_board")
+def observe_ex4_board(ns):
+    return bytes(memoryview(ns["dst_buf"]).cast("B")[DST_EX4:DST_EX4 + 0x1000])
+
+
+@observe("ex4_cases")
+def observe_ex4_cases(ns):
+    gen = ns["sg_microcode"]
+    return [_copy_case(lambda: gen(segments), segments) for segments in SG_CASES]
+
+
+@observe("ex5_board")
+def observe_ex5_board(ns):
+    return bytes(memoryview(ns["dst_buf"]).cast("B")[DST_EX5:DST_EX5 + EX5_AREA])
+
+
+@observe("ex5_cases")
+def observe_ex5_cases(ns):
+    gen = ns["fill_microcode"]
+    out = []
+    for dst, n in FILL_CASES:
+        try:
+            program = bytes(gen(dst, n))
+            dma, res = _run_fresh(program, [(dst - GUARD, b"\xFF" * (n + 2 * GUARD))], 16 * n + 100_000)
+            res["zeroed"] = dma.mem_read(dst, n) == bytes(n)
+            res["inside"] = dma.mem_read(dst - GUARD, GUARD) + dma.mem_read(dst + n, GUARD) == b"\xFF" * 2 * GUARD
+            res["mnemonics"] = sorted(set(_mnemonics(program)))
+            out.append(res)
+        except Exception as e:
+            out.append({"error": f"{type(e).__name__}: {e}"})
+    return out
+
+
+@observe("challenge")
+def observe_challenge(ns):
+    src, dst, n = CHALLENGE
+    return _copy_case(lambda: ns["fast_memcpy_microcode"](src, dst, n), [(src, dst, n)])
+
+
+@observe("again")
+def observe_again(ns):
+    """Last: your memcpy_start / memcpy_wait once more, on a size and alignment of our choice."""
+    board = real_board(ns)
+    ns["memcpy_start"](SRC_IOVA + 0x123, DST_IOVA + DST_AGAIN + 5, 777)
+    ns["memcpy_wait"]()
+    got = bytes(memoryview(ns["dst_buf"]).cast("B")[DST_AGAIN + 5:DST_AGAIN + 5 + 777])
+    return {"copied": got == source_pattern(BUF_SIZE)[0x123:0x123 + 777],
+            "masked": _vfio_irq(board, EVENT_IRQ).masked, "ris": _engine(board).readl(0x024)}
+
+
+# --- public checks ------------------------------------------------------------------------------
+def _mapping(seen, iova, name):
+    for start, size, prot in seen["mappings"] or []:
+        if start == iova:
+            return size, prot
+    raise AssertionError(f"nothing is mapped at IOVA 0x{iova:x} (the {name}); mapped: "
+                         + (", ".join(f"0x{s:x}" for s, _, _ in seen["mappings"]) or "nothing"))
+
+
+BUFFERS = [(CODE_IOVA, CODE_SIZE, "microcode"), (SRC_IOVA, BUF_SIZE, "source"),
+           (DST_IOVA, BUF_SIZE, "destination")]
+
+
+@check("ex1-mapped", points=2)
+def mapped(seen):
+    """The microcode, source and destination buffers are mapped at their IOVAs, whole."""
+    for iova, size, name in BUFFERS:
+        got, _ = _mapping(seen, iova, name)
+        expect_equal(got, size, f"size of the {name} mapping at 0x{iova:x}")
+
+
+@check("ex1-device-can", points=1)
+def device_can(seen):
+    """The device may read the microcode and the source, and write the destination."""
+    for iova, need, name in [(CODE_IOVA, READ, "microcode"), (SRC_IOVA, READ, "source"),
+                             (DST_IOVA, WRITE, "destination")]:
+        _, prot = _mapping(seen, iova, name)
+        expect(prot & need, f"the {name} mapping lacks VFIO_DMA_MAP_FLAG_"
+               f"{'READ' if need == READ else 'WRITE'}: the PL330 must "
+               f"{'read' if need == READ else 'write'} it")
+
+
+def _case_hint(case, what, inside=False):
+    if "error" in case:
+        return f"{what}: your generator failed: {case['error']}"
+    if case["faults"]:
+        return f"{what}: channel 0 faulted ({', '.join(case['faults'])}) at PC 0x{case['pc']:x}"
+    if case["state"] != "stopped":
+        return f"{what}: channel 0 is still '{case['state']}' after {case['cycles']} cycles (no DMAEND?)"
+    if not case["copied"]:
+        piece, offset = case.get("first_wrong", [0, 0])
+        return (f"{what}: the destination is wrong" + (f" in segment {piece}" if piece else "")
+                + f", first at byte {offset}")
+    if inside and not case["inside"]:
+        return f"{what}: bytes just before or after the destination changed"
+    return None
+
+
+def judge_memcpy(seen, indexes, inside=False):
+    for i in indexes:
+        src, dst, n = MEMCPY_CASES[i]
+        hint = _case_hint(seen["memcpy"][i], f"memcpy_microcode(0x{src:x}, 0x{dst:x}, {n})", inside)
+        expect(hint is None, hint)
+
+
+@check("ex2-aligned", points=3)
+def memcpy_aligned(seen):
+    """memcpy_microcode copies 4096, 1000 and 65536 bytes between 8-byte aligned addresses."""
+    judge_memcpy(seen, range(PUBLIC_MEMCPY))
+
+
+@check("ex3-copies", points=2)
+def two_copies(seen):
+    """Both 4 KiB copies of the test cell reached the destination."""
+    expect_bytes(seen["ex3"]["dst"], source_pattern(BUF_SIZE)[0:0x2000],
+                 f"destination 0x{DST_IOVA + DST_EX3:x}..+0x2000")
+
+
+@check("ex3-event-cleared", points=1)
+def event_cleared(seen):
+    """memcpy_wait cleared the event (INTCLR): INT_EVENT_RIS bit 0 is clear."""
+    expect(not seen["ex3"]["ris"] & 1 << EVENT, "INT_EVENT_RIS still has event 0 set: write "
+           "1 << EVENT to INTCLR once the interrupt came")
+
+
+def _sg_expected():
+    src = source_pattern(BUF_SIZE)
+    out = bytearray(0x1000)
+    for s, d, n in EX4_SEGMENTS:
+        out[d - DST_EX4:d - DST_EX4 + n] = src[s:s + n]
+    return bytes(out)
+
+
+@check("ex4-board", points=2)
+def sg_board(seen):
+    """The scatter-gather program put every segment where it belongs on the board."""
+    expect_bytes(seen["ex4_board"], _sg_expected(), f"destination 0x{DST_IOVA + DST_EX4:x}..+0x1000")
+
+
+def _fill_expected():
+    area = bytearray(b"\xFF" * EX5_AREA)
+    area[EX5_START - DST_EX5:EX5_START - DST_EX5 + EX5_LENGTH] = bytes(EX5_LENGTH)
+    return bytes(area)
+
+
+@check("ex5-board", points=2)
+def fill_board(seen):
+    """fill_microcode zeroed exactly 1000 bytes on the board, starting 3 bytes in."""
+    expect_bytes(seen["ex5_board"], _fill_expected(), f"destination 0x{DST_IOVA + DST_EX5:x}..+0x800")
+
+
+@check("ex6-correct", points=1)
+def challenge_correct(seen):
+    """fast_memcpy_microcode copies 1 MiB correctly."""
+    hint = _case_hint(seen["challenge"], "fast_memcpy_microcode(1 MiB)")
+    expect(hint is None, hint)
+
+
+@check("ex6-beats-linux", points=1)
+def challenge_beats_linux(seen):
+    """The 1 MiB copy takes fewer cycles than Linux's microcode (286791)."""
+    case = seen["challenge"]
+    expect("error" not in case and case.get("copied"), "first make the copy correct")
+    expect(case["cycles"] < LINUX_1MIB_CYCLES, f"your copy took {case['cycles']} cycles; Linux's "
+           f"microcode takes {LINUX_1MIB_CYCLES}: what does each DMARMB/DMAWMB cost?")
