@@ -91,3 +91,247 @@ def restore(board, device):
         board.sysfs_write(f"/sys/bus/{bus}/devices/{device}/driver/unbind", device)
     board.sysfs_write(f"/sys/bus/{bus}/drivers_probe", device)
     return driver_of(board, device)
+
+
+# --- following a device to its device-tree node, its resources and its SMMU (Lab 01) ----------
+DT_BASE = "/sys/firmware/devicetree/base"
+
+
+def find_by_pci_id(board, vendor, device):
+    """Every PCI function with this vendor and device ID (e.g. QEMU's edu: 0x1234, 0x11e8)."""
+    found = []
+    for dev in devices(board, "pci"):
+        base = f"/sys/bus/pci/devices/{dev}"
+        if (int(board.sysfs_read(f"{base}/vendor"), 16), int(board.sysfs_read(f"{base}/device"), 16)) \
+                == (vendor, device):
+            found.append(dev)
+    return found
+
+
+def device_path(board, device):
+    """The device's real directory, /sys/devices/...: where it sits in the tree of buses."""
+    bus = bus_of(board, device)
+    return posixpath.normpath(posixpath.join(f"/sys/bus/{bus}/devices",
+                                             board.readlink(f"/sys/bus/{bus}/devices/{device}")))
+
+
+def _raw(board, path):
+    """A sysfs file's exact bytes (DT properties are binary: sysfs_read would mangle them)."""
+    import os
+    fd = board.open(path, os.O_RDONLY)
+    try:
+        return board.read(fd, 65536, 0)
+    finally:
+        board.close(fd)
+
+
+def _cells(board, path):
+    raw = _raw(board, path)
+    return [int.from_bytes(raw[i:i + 4], "big") for i in range(0, len(raw) - 3, 4)]
+
+
+def _cell(board, path, default):
+    try:
+        return _cells(board, path)[0]
+    except (FileNotFoundError, NotADirectoryError, IndexError):
+        return default
+
+
+def of_node(board, device):
+    """The device-tree node a device was made from ("/dma@2c0a0000"), or None (e.g. a PCI function)."""
+    bus = bus_of(board, device)
+    try:
+        target = board.readlink(f"/sys/bus/{bus}/devices/{device}/of_node")
+    except FileNotFoundError:
+        return None
+    return "/" + target.split("/devicetree/base/", 1)[1]
+
+
+def device_for_node(board, node):
+    """(bus, device name) of the device Linux made from DT node `node` ("/soc/dma@ff1f0000"), or None."""
+    for bus in BUSES:
+        for dev in devices(board, bus):
+            if of_node(board, dev) == node:
+                return bus, dev
+    return None
+
+
+def reg_of(board, device):
+    """[(address, size)] from the device's DT `reg`, in the parent's #address-cells/#size-cells.
+
+    Addresses are as the node writes them (a parent's `ranges` may translate them further)."""
+    node = of_node(board, device)
+    if node is None:
+        return []
+    parent = DT_BASE + posixpath.dirname(node).rstrip("/")
+    na, ns = _cell(board, f"{parent}/#address-cells", 2), _cell(board, f"{parent}/#size-cells", 1)
+    try:
+        cells = _cells(board, f"{DT_BASE}{node}/reg")
+    except FileNotFoundError:
+        return []
+    join = lambda part: sum(c << (32 * (len(part) - 1 - i)) for i, c in enumerate(part))
+    step = na + ns
+    return [(join(cells[i:i + na]), join(cells[i + na:i + step])) for i in range(0, len(cells) - step + 1, step)]
+
+
+def _interrupt_cells(board, node):
+    """#interrupt-cells of the node's interrupt parent (found by `interrupt-parent`, as Linux does)."""
+    path = node
+    while True:
+        phandle = _cell(board, f"{DT_BASE}{path}/interrupt-parent".replace("//", "/"), None)
+        if phandle is not None or path == "/":
+            break
+        path = posixpath.dirname(path)
+    if phandle is not None:
+        for name in board.listdir(DT_BASE):
+            candidate = f"{DT_BASE}/{name}"
+            if _cell(board, f"{candidate}/phandle", None) == phandle:
+                return _cell(board, f"{candidate}/#interrupt-cells", 3)
+    return 3
+
+
+def interrupts_of(board, device):
+    """The DT `interrupts` entries of a device, one tuple of cells each (GIC: (type, number, flags))."""
+    node = of_node(board, device)
+    if node is None:
+        return []
+    try:
+        cells = _cells(board, f"{DT_BASE}{node}/interrupts")
+    except FileNotFoundError:
+        return []
+    n = _interrupt_cells(board, node)
+    return [tuple(cells[i:i + n]) for i in range(0, len(cells) - n + 1, n)]
+
+
+def describe_interrupt(cells):
+    """A GIC interrupt specifier in words: (0, 95, 4) -> "SPI 95 (INTID 127), level-high"."""
+    if len(cells) != 3:
+        return " ".join(hex(c) for c in cells)
+    kind, number, flags = cells
+    trigger = {1: "edge-rising", 2: "edge-falling", 4: "level-high", 8: "level-low"}.get(flags & 0xF, hex(flags))
+    if kind == 0:
+        return f"SPI {number} (INTID {number + 32}), {trigger}"
+    return f"PPI {number} (INTID {number + 16}), {trigger}"
+
+
+def smmu_of(board, device):
+    """(SMMU device name, stream ID or None) of the IOMMU that translates for `device`, or None.
+
+    A real kernel links <device>/iommu to the SMMU's iommu class device; otherwise the device tree
+    says it: `iommus = <&smmu SID>` on the node, or the PCI host bridge's `iommu-map`
+    (stream ID = base + requester ID)."""
+    bus = bus_of(board, device)
+    try:
+        target = board.readlink(f"/sys/bus/{bus}/devices/{device}/iommu")
+        smmu = posixpath.basename(target.split("/iommu/", 1)[0])
+    except (FileNotFoundError, OSError):
+        smmu = None
+    stream = None
+    phandle = None
+    node = of_node(board, device)
+    if node is not None:
+        try:
+            cells = _cells(board, f"{DT_BASE}{node}/iommus")
+            phandle, stream = cells[0], (cells[1] if len(cells) > 1 else None)
+        except FileNotFoundError:
+            pass
+    elif bus == "pci":
+        host = next((part for part in device_path(board, device).split("/")
+                     if part in devices(board, "platform")), None)
+        host_node = of_node(board, host) if host else None
+        if host_node is not None:
+            try:
+                rid_base, phandle, sid_base, length = _cells(board, f"{DT_BASE}{host_node}/iommu-map")[:4]
+                b, rest = device.split(":")[1:]
+                slot, fn = rest.split(".")
+                rid = (int(b, 16) << 8) | (int(slot, 16) << 3) | int(fn, 16)
+                stream = sid_base + rid - rid_base if rid_base <= rid < rid_base + length else None
+            except (FileNotFoundError, ValueError):
+                pass
+    if smmu is None and phandle is not None:
+        for dev in devices(board, "platform"):
+            node = of_node(board, dev)
+            if node is not None and _cell(board, f"{DT_BASE}{node}/phandle", None) == phandle:
+                smmu = dev
+                break
+    if smmu is None:
+        return None
+    return smmu, stream
+
+
+def reserved_regions(board, group):
+    """[(start, end, kind)] of IOVA ranges the group's DMA may not use (e.g. the SMMU's MSI window)."""
+    regions = []
+    for line in board.sysfs_read(f"/sys/kernel/iommu_groups/{group}/reserved_regions").splitlines():
+        start, end, kind = line.split()
+        regions.append((int(start, 16), int(end, 16), kind))
+    return regions
+
+
+def is_vfio_driver(name):
+    return name in VFIO_DRIVER.values()
+
+
+def group_viable(board, group):
+    """True when VFIO could take the group: each of its devices is bound to a VFIO driver or to none."""
+    return all(driver is None or is_vfio_driver(driver)
+               for driver in (driver_of(board, dev) for dev in group_devices(board, group)))
+
+
+def iommu_groups(board):
+    """Every IOMMU group number, in order."""
+    try:
+        return sorted(int(g) for g in board.listdir("/sys/kernel/iommu_groups"))
+    except FileNotFoundError:
+        return []
+
+
+def inventory(board, buses=BUSES):
+    """One row per device on `buses`: {"bus", "device", "driver", "override", "group"}."""
+    rows = []
+    for bus in buses:
+        for dev in devices(board, bus):
+            base = f"/sys/bus/{bus}/devices/{dev}"
+            try:
+                driver = posixpath.basename(board.readlink(f"{base}/driver"))
+            except FileNotFoundError:
+                driver = None
+            try:
+                group = int(posixpath.basename(board.readlink(f"{base}/iommu_group")))
+            except FileNotFoundError:
+                group = None
+            try:
+                override = board.sysfs_read(f"{base}/driver_override").strip()
+            except FileNotFoundError:
+                override = "(null)"
+            rows.append({"bus": bus, "device": dev, "driver": driver, "group": group,
+                         "override": None if override == "(null)" else override})
+    return rows
+
+
+def describe(board, device):
+    """Everything Lab 01 follows for one device: node, compatible, resources, driver, group, SMMU."""
+    bus = bus_of(board, device)
+    base = f"/sys/bus/{bus}/devices/{device}"
+    group = iommu_group(board, device)
+    info = {"device": device, "bus": bus, "path": device_path(board, device),
+            "of_node": of_node(board, device), "compatible": compatible_of(board, device),
+            "driver": driver_of(board, device),
+            "driver_override": board.sysfs_read(f"{base}/driver_override").strip(),
+            "reg": reg_of(board, device), "interrupts": interrupts_of(board, device),
+            "group": group, "smmu": smmu_of(board, device)}
+    if bus == "pci":
+        info["pci_id"] = "%04x:%04x" % (int(board.sysfs_read(f"{base}/vendor"), 16),
+                                        int(board.sysfs_read(f"{base}/device"), 16))
+        bars = []
+        for line in board.sysfs_read(f"{base}/resource").splitlines()[:6]:
+            start, end, _flags = (int(x, 16) for x in line.split())
+            bars.append((start, end - start + 1) if end else (0, 0))
+        info["bars"] = bars
+    if bus == "amba":
+        info["periphid"] = board.sysfs_read(f"{base}/id").strip()
+    if group is not None:
+        info["group_devices"] = group_devices(board, group)
+        info["group_viable"] = group_viable(board, group)
+        info["reserved_regions"] = reserved_regions(board, group)
+    return info

@@ -1,0 +1,124 @@
+"""Device inspector: pick a device, see where it came from and who holds it.
+
+What to look at: the device tree node it was made from and its `compatible`; its resources (`reg`
+becomes VFIO's regions, `interrupts` its IRQs; a PCI function has BARs instead); the driver bound
+now and driver_override; its IOMMU group, the other devices in that group, whether the group is
+viable, and its reserved IOVA regions; the SMMU that translates for it and the stream ID it uses.
+
+Like the bus graph it re-reads the board after each cell you run. All it shows comes from
+vfiolab.platform.describe().
+"""
+import html
+
+from .. import platform as plat
+from .memory import BOX, MONO
+
+VIABLE, NOT_VIABLE, MUTED = "#1a7f37", "#cf222e", "#6e7781"
+
+
+def _hex_ranges(pairs):
+    return ", ".join(f"0x{a:x} (+0x{s:x})" for a, s in pairs) or "none"
+
+
+def to_html(info):
+    """An HTML table of vfiolab.platform.describe()'s answer."""
+    e = html.escape
+    rows = [("device", f"<b>{e(info['device'])}</b> on the {e(info['bus'])} bus"),
+            ("sysfs", e(info["path"]))]
+    if info["of_node"]:
+        rows.append(("DT node", e(info["of_node"])))
+        rows.append(("compatible", e(", ".join(f'"{c}"' for c in info["compatible"])) or "none"))
+        rows.append(("reg", e(_hex_ranges(info["reg"]))))
+        irqs = [plat.describe_interrupt(c) for c in info["interrupts"]]
+        rows.append(("interrupts", "<br>".join(f"{i}: {e(t)}" for i, t in enumerate(irqs)) or "none"))
+    else:
+        rows.append(("DT node", f"<span style='color:{MUTED}'>none: found by enumeration, not "
+                                "described by the firmware</span>"))
+    if "pci_id" in info:
+        rows.append(("vendor:device", e(info["pci_id"])))
+        bars = [f"BAR{i}: 0x{a:x} (+0x{s:x})" for i, (a, s) in enumerate(info["bars"]) if s]
+        rows.append(("BARs", "<br>".join(bars) or "none"))
+    if "periphid" in info:
+        rows.append(("PrimeCell ID", e(info["periphid"]) + f" <span style='color:{MUTED}'>(read from "
+                     "the device's ID registers)</span>"))
+    driver = info["driver"]
+    if driver is None:
+        driver_text = f"<span style='color:{MUTED}'>none</span>"
+    else:
+        kind = "VFIO" if plat.is_vfio_driver(driver) else "host"
+        driver_text = f"<b>{e(driver)}</b> ({kind} driver)"
+    rows.append(("driver", driver_text))
+    rows.append(("driver_override", e(info["driver_override"])))
+    if info["group"] is None:
+        rows.append(("IOMMU group", f"<span style='color:{MUTED}'>none: no IOMMU translates for "
+                                    "this device, so VFIO cannot take it</span>"))
+    else:
+        colour = VIABLE if info["group_viable"] else NOT_VIABLE
+        state = "viable" if info["group_viable"] else "not viable"
+        rows.append(("IOMMU group", f"<b>{info['group']}</b>: {e(', '.join(info['group_devices']))} "
+                                    f"<span style='color:{colour}'>({state})</span>"))
+        rows.append(("reserved IOVA", "<br>".join(f"0x{a:x}-0x{b:x} {e(k)}"
+                                                  for a, b, k in info["reserved_regions"]) or "none"))
+    if info["smmu"]:
+        smmu, stream = info["smmu"]
+        rows.append(("SMMU", e(smmu) + (f", stream ID 0x{stream:x}" if stream is not None else "")))
+    cell = "padding:2px 10px;border-bottom:1px solid #eee;vertical-align:top;text-align:left"
+    body = "".join(f"<tr><th style='{cell};color:{MUTED};font-weight:normal'>{k}</th>"
+                   f"<td style='{cell}'>{v}</td></tr>" for k, v in rows)
+    return f"<table style='border-collapse:collapse;{MONO}'>{body}</table>"
+
+
+class Inspector:
+    """Pick a device of `board` from the list; its description follows."""
+
+    def __init__(self, board, device=None, buses=plat.BUSES, auto=True):
+        import ipywidgets as w
+        self.board = board
+        options = [(f"{bus}  {dev}", dev) for bus in buses for dev in plat.devices(board, bus)]
+        self.picker = w.Dropdown(options=options, value=device or options[0][1], description="device",
+                                 layout=w.Layout(width="360px"))
+        self.html = w.HTML()
+        self.widget = w.VBox([self.picker, self.html], layout=w.Layout(border="1px solid #ccc",
+                                                                      padding="4px"))
+        self.picker.observe(lambda change: self.refresh(), names="value")
+        self._shown = None
+        self.refresh()
+        if auto:
+            self._watch()
+
+    @property
+    def device(self):
+        return self.picker.value
+
+    def refresh(self, force=True):
+        text = to_html(plat.describe(self.board, self.picker.value))
+        if text != self._shown or force:
+            self._shown = text
+            self.html.value = f"<div style='{BOX}'>{text}</div>"
+
+    def _after_cell(self, *_):
+        try:
+            self.refresh(force=False)
+        except Exception:
+            self.stop()
+
+    def _watch(self):
+        try:
+            from IPython import get_ipython
+            self._shell = get_ipython()
+        except ImportError:
+            self._shell = None
+        if self._shell is not None:
+            self._shell.events.register("post_run_cell", self._after_cell)
+
+    def stop(self):
+        if getattr(self, "_shell", None) is not None:
+            try:
+                self._shell.events.unregister("post_run_cell", self._after_cell)
+            except ValueError:
+                pass
+            self._shell = None
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
