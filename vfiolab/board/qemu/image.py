@@ -46,7 +46,7 @@ ENCODINGS_KEEP = ("__init__", "aliases", "utf_8", "utf_8_sig", "latin_1", "ascii
                   "utf_16_le", "utf_16_be", "utf_32", "raw_unicode_escape", "unicode_escape",
                   "charmap", "cp1252", "cp437", "hex_codec", "base64_codec", "idna")
 # Bump when the image's content changes, so every cache rebuilds it.
-IMAGE_VERSION = "3"
+IMAGE_VERSION = "4"
 
 SHARE_TAG = "vfiolab"          # 9p mount tag of vfiolab's source
 SHARE_MOUNT = "/opt/vfiolab"   # where the guest mounts it
@@ -151,7 +151,10 @@ def extract_deb(path, dest):
             if name.endswith(".zst"):
                 raise ValueError(f"{path}: zstd-compressed packages need dpkg-deb")
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                tar.extractall(dest, filter="tar") if hasattr(tarfile, "data_filter") else tar.extractall(dest)
+                if hasattr(tarfile, "tar_filter"):  # Pythons with extraction filters: keep links
+                    tar.extractall(dest, filter="tar")
+                else:
+                    tar.extractall(dest)
             return
     raise ValueError(f"{path} has no data.tar member")
 
@@ -162,8 +165,8 @@ KEEP = ("bin", "lib/aarch64-linux-gnu", "lib/ld-linux-aarch64.so.1", "usr/bin/py
         "usr/lib/python3.11", "usr/lib/aarch64-linux-gnu")
 
 
-def _skip(relpath):
-    """True for paths of the unpacked packages that the initramfs leaves out."""
+def _skip(root, relpath):
+    """True for paths of the unpacked packages (under root) that the initramfs leaves out."""
     if relpath in ("lib", "usr", "usr/lib", "usr/bin"):
         return False
     if not any(relpath == k or relpath.startswith(k + "/") for k in KEEP):
@@ -180,7 +183,7 @@ def _skip(relpath):
         if parts[3] == "encodings" and len(parts) == 5 and name.split(".")[0] not in ENCODINGS_KEEP:
             return True
         # Where this Python compiled the module (legacy x.pyc beside x.py), the guest needs no source.
-        if name.endswith(".py") and os.path.exists(os.path.join(_skip.root, relpath + "c")):
+        if name.endswith(".py") and os.path.exists(os.path.join(root, relpath + "c")):
             return True
     return False
 
@@ -207,14 +210,13 @@ def build_initramfs(root, kver, out_path):
     if sys.version_info[:2] == (3, 11):
         compileall.compile_dir(stdlib, ddir="/usr/lib/python3.11", quiet=2, workers=0, legacy=True,
                                rx=re.compile(r"/usr/lib/python3\.11/(" + "|".join(STDLIB_SKIP) + r")/"))
-    _skip.root = root
     tmp = out_path + ".part"
     with open(tmp, "wb") as f:
         w = cpio.CpioWriter(f)
         for d in ("proc", "sys", "dev", "tmp", "root", "mnt", SHARE_MOUNT):
             w.mkdir(d)
         w.file("init", init.encode(), 0o755)
-        w.add_tree(root, "", skip=_skip)
+        w.add_tree(root, "", skip=lambda relpath: _skip(root, relpath))
         w.symlink("bin/sh", "busybox")
         for applet in ("mount", "insmod", "mkdir", "setsid", "cttyhack", "echo"):
             w.symlink(f"bin/{applet}", "busybox")
