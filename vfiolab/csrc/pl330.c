@@ -670,30 +670,41 @@ static int ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
     return a < b + blen && b < a + alen;
 }
 
-/* Copy up to max_iters iterations of `bytes` each from SAR to DAR, in whole multiples of
- * `granule` iterations, advancing SAR and DAR; returns the iterations done. The loop's code lives
- * at [code, code + code_len): a copy that would rewrite it is left to stepping. */
+/* Copy up to max_iters iterations of `bytes` each from SAR to DAR, advancing SAR and DAR;
+ * returns the iterations done. *bus_error is F_READ or F_WRITE when the next iteration's source
+ * or destination does not translate at all (the bus has recorded that fault: stepping must not
+ * ask again). The loop's code is [code, code + code_len): a copy that would rewrite it, a short
+ * translation or an overlap without DMARMB is left to stepping. */
 static uint64_t copy_iterations(struct vfl_pl330 *d, struct thread *t, uint64_t bytes,
-                                uint64_t max_iters, uint64_t granule, int rmb, uint32_t code,
-                                uint64_t code_len)
+                                uint64_t max_iters, int rmb, uint32_t code, uint64_t code_len,
+                                uint32_t *bus_error)
 {
-    uint64_t done = 0, unit = bytes * granule;
-    while (done < max_iters) {
+    uint64_t done = 0;
+    *bus_error = 0;
+    while (done < max_iters && d->bus.translate) {
         uint64_t want = (max_iters - done) * bytes;
         /* Stay below 4 GiB: a wrapping address goes to stepping. */
         uint64_t room = ((uint64_t)1 << 32) - (t->sar > t->dar ? t->sar : t->dar);
         if (want > room)
-            want = room / unit * unit;
-        if (!want || !d->bus.translate)
+            want = room / bytes * bytes;
+        if (!want)
             break;
         uint64_t slen = want, dlen = want;
         uint8_t *src = d->bus.translate(d->bus.ctx, t->sar, &slen, VFL_BUS_READ);
-        if (!src)
+        if (!src) {
+            *bus_error = F_READ;
             break;
+        }
+        if (slen < bytes)
+            break;                /* the burst straddles a mapping boundary: step it */
+        if (dlen > slen)
+            dlen = slen;
         uint8_t *dst = d->bus.translate(d->bus.ctx, t->dar, &dlen, VFL_BUS_WRITE);
-        if (!dst)
+        if (!dst) {
+            *bus_error = F_WRITE;
             break;
-        uint64_t k = (slen < dlen ? slen : dlen) / unit * granule;
+        }
+        uint64_t k = (slen < dlen ? slen : dlen) / bytes;
         if (k > max_iters - done)
             k = max_iters - done;
         if (!k)
@@ -721,7 +732,8 @@ static int fetch_byte(struct vfl_pl330 *d, uint32_t addr, uint8_t *out)
     return bus_copy(d, addr, out, 1, VFL_BUS_FETCH) == 0;
 }
 
-/* Returns iterations done (0: not applicable, step instead). */
+/* Returns iterations done, or 1 after an emulated bus fault (0: not applicable, step instead).
+ * The thread is at `start`, the DMALD that opens a counted loop body. */
 static uint64_t fast_loop(struct vfl_pl330 *d, struct thread *t)
 {
     if (t->unclaimed || t->fifo_n || !others_quiet(d, t))
@@ -737,7 +749,7 @@ static uint64_t fast_loop(struct vfl_pl330 *d, struct thread *t)
         if (op == 0x04 && ld < 0) ld = n;
         else if (op == 0x08 && ld >= 0 && st < 0) st = n;
         else if (op == 0x12 && ld >= 0 && st < 0) rmb = 1;
-        else if (op == 0x13 && st >= 0) wmb = n;
+        else if (op == 0x13 && st >= 0 && wmb < 0) wmb = n;
         else if (op == 0x18) { }
         else if (op == 0x38 || op == 0x3C) { end = n; break; }
         else return 0;
@@ -756,17 +768,18 @@ static uint64_t fast_loop(struct vfl_pl330 *d, struct thread *t)
         (t->sar & ((1u << ss) - 1)) || (t->dar & ((1u << ds) - 1)))
         return 0;
     uint64_t code_len = (uint64_t)end + 2, left = (uint64_t)t->lc[lc] + 1;
-    uint64_t done = copy_iterations(d, t, bytes, left, 1, rmb, start, code_len);
-    if (!done)
-        return 0;
+    uint32_t bus_error;
+    uint64_t done = copy_iterations(d, t, bytes, left, rmb, start, code_len, &bus_error);
     uint64_t total = done;
+    /* From here the thread is at the body's start with the loop counter showing the iterations
+     * left, or (all done) just past the DMALPEND. */
     if (done < left) {
         t->lc[lc] -= (uint32_t)done;
     } else {
         t->lc[lc] = 0;
         t->pc = start + (uint32_t)code_len;
         /* Linux nests: DMALP LCx, n; body; DMALPEND LCx; DMALPEND LCy back to that DMALP.
-         * Whole outer iterations go the same way (the inner counter restarts at n - 1 each). */
+         * The outer iterations go the same way (the inner counter restarts at n - 1 each). */
         uint8_t lp[2], outer[2];
         int other = !lc;
         if (fetch_byte(d, start - 2, lp) && fetch_byte(d, start - 1, lp + 1) &&
@@ -774,20 +787,43 @@ static uint64_t fast_loop(struct vfl_pl330 *d, struct thread *t)
             lp[0] == (0x20 | lc << 1) && outer[0] == (0x38 | other << 2) &&
             outer[1] == code_len + 2 && t->lc[other]) {
             uint64_t inner = (uint64_t)lp[1] + 1, outer_left = t->lc[other];
-            uint64_t more = copy_iterations(d, t, bytes, outer_left * inner, inner, rmb,
-                                            start - 2, code_len + 4);
-            uint64_t whole = more / inner;
-            if (whole) {
-                total += more;
-                /* Back at the outer DMALPEND, as after each whole outer iteration; with its
-                 * counter at 0 that DMALPEND falls through. */
-                t->lc[other] -= (uint32_t)whole;
-                if (!t->lc[other])
-                    t->pc += 2;
+            uint64_t more = copy_iterations(d, t, bytes, outer_left * inner, rmb, start - 2,
+                                            code_len + 4, &bus_error);
+            total += more;
+            if (more == outer_left * inner) {
+                t->lc[other] = 0;
+                t->pc += 2;       /* the last outer DMALPEND falls through */
+            } else if (more || bus_error) {
+                /* Part way through outer iteration j (0-based), r inner iterations done: the
+                 * outer DMALPEND has jumped back j + 1 times and DMALP restarted the inner
+                 * counter, which has counted r. */
+                uint64_t j = more / inner, r = more % inner;
+                t->lc[other] -= (uint32_t)(j + 1);
+                t->lc[lc] = (uint32_t)(inner - 1 - r);
+                t->pc = start;
             }
         }
     }
-    t->state = ST_EXECUTING;
+    if (bus_error && t->pc == start && (bus_error == F_READ || wmb == st + 1)) {
+        /* Step the failing iteration's outcome without asking the bus again: DMALD issues
+         * (SAR moves) and its first read beat faults in that cycle; or the reads land, DMAST
+         * issues (DAR moves) and its first write beat faults with the thread at DMAWMB. */
+        t->sar = burst_next_addr(t->sar, 1u << ss, sl, 1);
+        if (bus_error == F_READ) {
+            t->pc = start + (uint32_t)ld + 1;
+        } else {
+            t->dar = burst_next_addr(t->dar, 1u << ds, dl, 1);
+            t->pc = start + (uint32_t)wmb;
+        }
+        t->fault |= bus_error;
+        t->state = ST_FAULTING;
+        update_irqs(d);
+        total += 1;
+    } else if (!total) {
+        return 0;
+    } else {
+        t->state = ST_EXECUTING;
+    }
     d->fast_iterations += total;
     /* Cycle estimate: one per instruction of each iteration. */
     d->cycles += total * (uint64_t)(end + 1);
