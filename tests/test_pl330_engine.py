@@ -359,3 +359,22 @@ def test_reset_drops_the_lines_and_stops_everything():
     dma.reset()
     assert seen[-1] == (0, False) and dma.readl(0x020) == 0
     assert all(t.state == 0 for t in dma.threads())
+
+
+def test_manager_program_from_the_boot_address():
+    dma = PL330(boot_address=0x800)
+    assert dma.readl(0xE00) >> 1 & 1 and dma.readl(0xE08) == 0x800
+    assert dma.thread("manager").state_name == "executing"
+    dma.mem_write(CODE, assemble("DMAMOV SAR, 0x42\nDMASEV E1\nDMAEND", base=CODE))
+    dma.mem_write(0x800, assemble(f"DMAGO C2, 0x{CODE:x}\nDMAWFE E1\nDMASEV E3\nDMAEND",
+                                  base=0x800))
+    dma.writel(0x020, 1 << 3)
+    dma.run()
+    assert dma.thread(2).sar == 0x42 and dma.thread(2).state == 0
+    assert dma.thread("manager").state == 0 and dma.readl(0x004) == 0x800 + 6 + 2 + 2 + 1
+    assert dma.irq_lines == 1 << 3
+    dma.mem_write(0x900, b"\x04")                    # DMALD is not a manager instruction
+    dma.reset()
+    dma.mem_write(0x800, assemble("DMALD"))
+    dma.run()
+    assert dma.readl(0x030) == 1 and dma.readl(0x038) == UNDEF
