@@ -300,7 +300,8 @@ static int insn_length(uint8_t op)
         return 6;
     }
     /* DMALPEND: 001 nf 1 lc bs x, with bs,x = 00 (always), 01 (S) or 11 (B); 0x29/0x2B are
-     * DMASTP (decoded above). */
+     * DMASTP (decoded above). bs,x = 10 (and 0x06, 0x0A) are undefined; QEMU decodes them and
+     * reports operand invalid instead (tests/test_pl330_qemu.py lists every such difference). */
     if ((op & 0xE8) == 0x28 && (op & 3) != 2)
         return 2;
     return 0;
@@ -327,7 +328,8 @@ static uint32_t burst_next_addr(uint32_t addr, uint32_t size, uint32_t beats, in
     return inc ? addr + size * beats - (addr & (size - 1)) : addr;
 }
 
-/* Burst size field valid for this DMAC? (a beat wider than the AXI bus cannot be issued) */
+/* Burst size field valid for this DMAC? A beat wider than the AXI bus cannot be issued: we
+ * fault operand invalid, where QEMU copies wide beats. */
 static int size_ok(struct vfl_pl330 *d, uint32_t size_log2)
 {
     return (8u << size_log2) <= d->cfg.data_width_bits;
@@ -393,7 +395,7 @@ static int do_store(struct vfl_pl330 *d, struct thread *t, uint8_t op, int zero)
     }
     uint32_t bytes = burst_bytes(t->dar, size, beats, inc);
     if (!zero && t->unclaimed < bytes) {
-        fault(d, t, F_ST_DATA);   /* stores more than the thread has loaded */
+        fault(d, t, F_ST_DATA);   /* stores more than it loaded (QEMU: faults at the beat) */
         return DONE;
     }
     if (d->wq.n == d->wq.depth)
@@ -403,6 +405,7 @@ static int do_store(struct vfl_pl330 *d, struct thread *t, uint8_t op, int zero)
                          (uint8_t)chan_index(d, t), (uint8_t)swap_log2 };
     if (!zero)
         t->unclaimed -= bytes;
+    /* DMASTZ too: an AXI burst, so DAR ends aligned (QEMU adds size * beats for DMASTZ). */
     t->dar = burst_next_addr(t->dar, size, beats, inc);
     return DONE;
 }
@@ -513,7 +516,7 @@ static int execute(struct vfl_pl330 *d, struct thread *t, const uint8_t *b, int 
             return STALL;
         }
         if (!is_manager)
-            fifo_drop(d, t);      /* loaded bytes no store claimed are dropped */
+            fifo_drop(d, t);      /* loaded bytes no store claimed are dropped (QEMU locks up) */
         t->state = ST_STOPPED;
         return DONE;              /* retired: the PC moves past it, as QEMU shows it too */
     case 0x01:   /* DMAKILL */
@@ -555,7 +558,7 @@ static int execute(struct vfl_pl330 *d, struct thread *t, const uint8_t *b, int 
         int p = periph_operand(d, t, b[1]);
         if (p < 0)
             return DONE;
-        if (!d->request_pending[p]) {
+        if (!d->request_pending[p]) {   /* QEMU never waits for a request here */
             t->state = ST_WAITING_PERIPH;
             t->wakeup = (uint8_t)p;
             t->wfp_periph = op == 0x31;
@@ -624,6 +627,7 @@ static int execute(struct vfl_pl330 *d, struct thread *t, const uint8_t *b, int 
             int single;
             if (!condition_met(t, op, &single))
                 return DONE;
+            /* DMALPFE loops end at the peripheral's last request (QEMU: never). */
             int forever = !(op & 0x10), lc = (op >> 2) & 1;
             if (forever ? !t->request_last : t->lc[lc] != 0) {
                 if (!forever)
@@ -868,6 +872,8 @@ static int step_thread(struct vfl_pl330 *d, struct thread *t, int allow_fast)
     }
     if (allow_fast && b[0] == 0x04 && t != &d->manager && fast_loop(d, t))
         return 1;
+    /* A faulting instruction leaves the PC on itself, for the fault handler; QEMU moves the PC
+     * past instructions it decoded before they faulted. */
     uint8_t before = t->state;
     int pc_set;
     if (execute(d, t, b, &pc_set) == STALL)
@@ -902,7 +908,8 @@ static void fifo_pop(struct vfl_pl330 *d, struct thread *t, uint8_t *buf, uint32
 
 /* Endian swap (CCR endian_swap_size): bytes reversed within each 2^swap_log2-byte container of
  * the beat, containers aligned to the destination address. A container wider than the beat is
- * not swapped: the TRM requires the swap size not to exceed the burst size. */
+ * not swapped: the TRM requires the swap size not to exceed the burst size. QEMU ignores the
+ * field. */
 static void endian_swap(uint8_t *buf, uint32_t addr, uint32_t n, uint32_t swap_log2)
 {
     uint32_t w = 1u << swap_log2;
@@ -1110,7 +1117,7 @@ uint32_t vfl_pl330_readl(struct vfl_pl330 *d, uint32_t off)
     case 0x020: return d->inten;
     case 0x024: return d->ris;
     case 0x028: return d->ris & d->inten;
-    case 0x030: return d->manager.state == ST_FAULTING;
+    case 0x030: return d->manager.state == ST_FAULTING;   /* QEMU: any state but stopped */
     case 0x034: {
         uint32_t v = 0;
         for (uint32_t i = 0; i < c->channels; i++)
