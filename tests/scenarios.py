@@ -505,7 +505,38 @@ def sysfs_garbage(board, target):
     assert posixpath.basename(board.readlink(f"{target.sysfs}/driver")) == target.driver
 
 
+def mapping_keeps_the_device_open(board, target):
+    """A live mmap holds the device file, and the device file holds the group (seen on 6.1)."""
+    with Session(board, target) as s:
+        region = U.vfio_region_info(index=0)
+        board.ioctl(s.device, U.VFIO_DEVICE_GET_REGION_INFO, region)
+        regs = board.mmap(s.device, PAGE, region.offset)
+        group_id = s.group_id
+    # Every fd is closed, but the mapping still holds the device, so the group is still open.
+    expect_errno(errno.EBUSY, board.open, f"/dev/vfio/{group_id}", os.O_RDWR)
+    regs.close()
+    board.close(board.open(f"/dev/vfio/{group_id}", os.O_RDWR))
+
+
+def update_vaddr(board, target):
+    """VFIO_UPDATE_VADDR: invalidate a mapping's vaddr (UNMAP FLAG_VADDR), then give a new one."""
+    with Session(board, target, device=False) as s:
+        c = s.container
+        buf = board.alloc(0x2000)
+        assert board.ioctl(c, U.VFIO_CHECK_EXTENSION, U.VFIO_UPDATE_VADDR) == 1
+        # vfio_dma_do_map: no mapping there (-ENOENT), or one whose vaddr is still valid (-EINVAL).
+        expect_errno(errno.ENOENT, dma_map, board, c, buf.vaddr, IOVA, PAGE, flags=U.VFIO_DMA_MAP_FLAG_VADDR)
+        dma_map(board, c, buf.vaddr, IOVA, PAGE)
+        expect_errno(errno.EINVAL, dma_map, board, c, buf.vaddr, IOVA, PAGE, flags=U.VFIO_DMA_MAP_FLAG_VADDR)
+        # READ/WRITE together with VADDR is EINVAL.
+        expect_errno(errno.EINVAL, dma_map, board, c, buf.vaddr, IOVA, PAGE,
+                     flags=U.VFIO_DMA_MAP_FLAG_VADDR | U.VFIO_DMA_MAP_FLAG_READ)
+        assert dma_unmap(board, c, IOVA, PAGE, flags=U.VFIO_DMA_UNMAP_FLAG_VADDR) == PAGE
+        dma_map(board, c, buf.vaddr + PAGE, IOVA, PAGE, flags=U.VFIO_DMA_MAP_FLAG_VADDR)
+        assert dma_unmap(board, c, IOVA, PAGE) == PAGE
+
+
 ALL = [container_misuse, set_iommu_misuse, group_misuse, map_dma_misuse, unmap_dma_misuse,
        unmap_dma_type1_v1, iommu_info_argsz, device_info_misuse, region_access_misuse, irq_misuse,
-       closed_fds, wrong_arg_types, sysfs_garbage]
+       closed_fds, wrong_arg_types, sysfs_garbage, mapping_keeps_the_device_open, update_vaddr]
 PL330_ONLY = [pl330_user_space_flow]

@@ -8,7 +8,10 @@ disable_irq / enable_irq are VFIO's mask and unmask.
 MSIs: the kernel composes each vector's message when vfio-pci enables MSI. The doorbell page is
 mapped into the device's IOMMU domain inside the software MSI window (iommu_dma_prepare_msi), so
 the message address is an IOVA (0x8000000 + the doorbell's page offset). A device raising the
-vector writes the data to that IOVA through the SMMU; the doorbell decodes it:
+vector writes the data to that IOVA through the SMMU. The mapping is an ordinary SMMU mapping
+(flagged as a doorbell in the C model, which logs writes to it), so *any* DMA write that reaches
+it rings the doorbell, exactly as on hardware; board.ring_doorbells() delivers them. The
+doorbell decodes the write:
   - ITS: the bus adds the DeviceID (requester ID, msi-map); data is the EventID; the pair selects
     one LPI, and a device can raise only its own. MSIs are isolated.
   - GICv2m: data is an SPI number, written to MSI_SETSPI_NS; any writer can raise any SPI of the

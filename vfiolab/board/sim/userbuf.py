@@ -3,7 +3,8 @@
     int                         -> a value, or (for ioctls taking a pointer) a bad address: EFAULT
     ctypes object / bytearray /
     writable memoryview         -> user memory of that many bytes, readable and writable
-    bytes / str / read-only mv  -> user memory, readable only (what CPython's fcntl.ioctl does)
+    bytes / read-only mv        -> user memory, readable only (what CPython's fcntl.ioctl does)
+    anything else (str too)     -> TypeError, as the host and qemu boards answer
 
 The kernel's copy_from_user/copy_to_user fail with EFAULT past the end of mapped memory; here the
 end of the object is the end of memory, so reading or writing past it is EFAULT too.
@@ -77,8 +78,6 @@ def ioctl_arg(arg):
         return UserBuffer(view, not arg.readonly)
     if isinstance(arg, bytes):
         return UserBuffer(memoryview(arg + b"\0"), False)
-    if isinstance(arg, str):
-        return UserBuffer(memoryview(arg.encode() + b"\0"), False)
     raise TypeError(f"ioctl arg must be an int, a ctypes object, bytes or a bytearray, "
                     f"not {type(arg).__name__}")
 

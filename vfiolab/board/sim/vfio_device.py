@@ -149,6 +149,7 @@ class DeviceFile(File):
         self.vdev = vdev
         self.name = f"vfio device {vdev.device.name}"
         self.position = 0
+        self.refs = 1          # the fd, plus one per live mapping (a VMA holds its file)
 
     def ioctl(self, request, arg):
         if request == uapi.VFIO_DEVICE_FEATURE:
@@ -186,9 +187,17 @@ class DeviceFile(File):
         limit = (region.size + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1)
         if region.size < PAGE_SIZE or off + length > limit:
             raise kernel_error(errno.EINVAL, f"{off:#x}+{length:#x} goes past the {region.size:#x}-byte region {index}")
-        return RegionMapping(self.vdev, region, off, length, prot)
+        self.refs += 1
+        return RegionMapping(self, region, off, length, prot)
 
     def release(self):
+        """close(fd); the file itself goes only when no mapping of it is left (fput)."""
+        self.put()
+
+    def put(self):
+        self.refs -= 1
+        if self.refs:
+            return
         self.vdev.release_file()
         if self.vdev.group is not None and self.vdev.group.file is not None:
             self.vdev.group.file.device_closed()
@@ -202,8 +211,8 @@ class RegionMapping:
     process would get SIGSEGV or SIGBUS), like the host board's RegisterMapping.
     """
 
-    def __init__(self, vdev, region, offset, length, prot):
-        self.vdev, self.region = vdev, region
+    def __init__(self, file, region, offset, length, prot):
+        self.file, self.vdev, self.region = file, file.vdev, region
         self.offset, self.length = offset, length
         self.prot = prot
         self.closed = False
@@ -254,7 +263,10 @@ class RegionMapping:
     def write64(self, off, value): self.write(64, off, value)
 
     def close(self):
-        self.closed = True
+        """munmap: the mapping's hold on the device file goes too."""
+        if not self.closed:
+            self.closed = True
+            self.file.put()
 
     def __enter__(self):
         return self

@@ -28,6 +28,7 @@ U64_MAX = (1 << 64) - 1
 class DmaMapping:
     def __init__(self, iova, size, vaddr, prot, pin):
         self.iova, self.size, self.vaddr, self.prot, self.pin = iova, size, vaddr, prot, pin
+        self.vaddr_invalid = False     # UNMAP_DMA with FLAG_VADDR: waiting for a new vaddr
 
     @property
     def end(self):
@@ -208,12 +209,15 @@ class Type1Iommu:
             raise kernel_error(errno.EINVAL, "vfio_dma_do_map: the range wraps around")
         dma = self._find_dma(iova, size)
         if set_vaddr:
-            # VFIO_UPDATE_VADDR: the new vaddr must replace an exact, invalidated mapping.
-            if dma is None or dma.iova != iova or dma.size != size:
-                raise kernel_error(errno.EINVAL, "vfio_dma_do_map: VADDR update needs an exact existing mapping")
+            # VFIO_UPDATE_VADDR: a new vaddr for an exact mapping whose vaddr was invalidated.
+            if dma is None:
+                raise kernel_error(errno.ENOENT, "vfio_dma_do_map: VADDR update of no mapping")
+            if not dma.vaddr_invalid or dma.iova != iova or dma.size != size:
+                raise kernel_error(errno.EINVAL, "vfio_dma_do_map: VADDR update needs an exact mapping "
+                                   "invalidated with VFIO_DMA_UNMAP_FLAG_VADDR first")
             pin = self.board.memory.pin(vaddr, size)
             dma.pin.release()
-            dma.vaddr, dma.pin = vaddr, pin
+            dma.vaddr, dma.pin, dma.vaddr_invalid = vaddr, pin, False
             self.domain.unmap(dma.iova, dma.size)
             self.domain.map(dma.iova, dma.size, pin.host_address, dma.prot)
             return 0
@@ -267,12 +271,6 @@ class Type1Iommu:
         elif not size or size & (pgsize - 1) or iova + size - 1 > U64_MAX:
             fail("size must be a non-zero multiple of the page size, without wrapping")
         last = min(iova + size - 1, U64_MAX)
-        if flags & uapi.VFIO_DMA_UNMAP_FLAG_VADDR:
-            for dma in self.dmas:
-                if iova <= dma.iova and dma.end - 1 <= last:
-                    unmapped += dma.size
-            buf.put_u64(16, unmapped)
-            return 0
         if self.v2 and not unmap_all:
             first = self._find_dma(iova, 1)
             if first is not None and first.iova != iova:
@@ -280,6 +278,16 @@ class Type1Iommu:
             end_dma = self._find_dma(last, 1)
             if end_dma is not None and end_dma.end != last + 1:
                 fail("type1v2 cannot unmap part of a mapping (the range ends inside one)")
+        if flags & uapi.VFIO_DMA_UNMAP_FLAG_VADDR:
+            # Invalidate the vaddrs (the IOMMU mappings stay); all or nothing.
+            hit = [d for d in self.dmas if d.iova <= last and iova < d.end]
+            if any(d.vaddr_invalid for d in hit):
+                fail("a vaddr in the range is already invalidated")
+            for d in hit:
+                d.vaddr_invalid = True
+                unmapped += d.size
+            buf.put_u64(16, unmapped)
+            return 0
         keep, removing = [], True
         for dma in self.dmas:
             overlaps = dma.iova <= last and iova < dma.end

@@ -205,7 +205,7 @@ class PciVfioDevice(VfioDevice):
         if self.irq_type != INTX or start != 0 or count != 1:
             raise kernel_error(errno.EINVAL, "vfio_pci_set_intx_mask")
         if flags & uapi.VFIO_IRQ_SET_DATA_EVENTFD:
-            raise kernel_error(errno.EINVAL, "vfio_pci_set_intx_mask: eventfd masking is not supported")
+            raise kernel_error(errno.ENOTTY, "vfio_pci_set_intx_mask: eventfd masking is not implemented")
         if flags & uapi.VFIO_IRQ_SET_DATA_NONE or data[:1] != b"\0":
             self.intx.mask()
         return 0
