@@ -1,6 +1,7 @@
 """Lab 02's hidden checks: the instructor's only (vfiolab release leaves this file out)."""
 from checks import (CHALLENGE, CODE_IOVA, DST_IOVA, EVENT, FILL_CASES, MEMCPY_CASES, READ,
-                    SG_CASES, SRC_IOVA, WRITE, _case_hint, _mapping, judge_memcpy)
+                    SG_CASES, SRC_IOVA, WRITE, _case_hint, _mapping, copies_landed,
+                    judge_memcpy)
 from vfiolab.grading import check, expect
 
 BUS_BOUND_CYCLES = (1 << 20) // 8 + 32      # one 64-bit beat per cycle, plus the few to start
@@ -38,6 +39,7 @@ def memcpy_within_bounds(seen):
 @check("ex3-line-unmasked", points=1, hidden=True)
 def line_unmasked(seen):
     """memcpy_wait unmasked the automasked event IRQ (VFIO_IRQ_SET_ACTION_UNMASK)."""
+    copies_landed(seen)
     expect(not seen["ex3"]["masked"], "the event IRQ is still masked in VFIO after memcpy_wait: a "
            "level IRQ is automasked when it fires, so the next one never reaches the eventfd")
 
@@ -45,6 +47,7 @@ def line_unmasked(seen):
 @check("ex3-eventfd-consumed", points=1, hidden=True)
 def eventfd_consumed(seen):
     """memcpy_wait read the eventfd's counter."""
+    copies_landed(seen)
     expect(not seen["ex3"]["eventfd_unread"], "the eventfd still holds an unread count: read its "
            "8 bytes after poll, or the next poll returns at once")
 
@@ -53,7 +56,8 @@ def eventfd_consumed(seen):
 def odd_copy(seen):
     """memcpy_start/memcpy_wait copy 777 bytes between unaligned IOVAs and leave the IRQ ready."""
     again = seen["again"]
-    expect(again["copied"], "memcpy_start(SRC_IOVA + 0x123, ..., 777) did not copy the bytes")
+    expect(again["copied"], "memcpy_start(SRC_IOVA + 0x123, ..., 777) did not copy the bytes"
+           + (f" ({again['why']})" if again.get("why") else ""))
     expect(not again["ris"] & 1 << EVENT and not again["masked"], "after that copy the event is "
            "still set or the IRQ still masked")
 
