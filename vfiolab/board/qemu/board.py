@@ -169,6 +169,9 @@ class QemuBoard:
         # One board per Python process (per notebook kernel): re-running the cell that opens a
         # board replaces the old one instead of leaving a second QEMU running.
         for old in list(_live):
+            if not quiet:
+                print(f"closing the qemu board opened earlier (QEMU pid {old.qemu_pid}): "
+                      "one runs per Python process")
             old.close()
         self.gic, self.allow_unsafe_interrupts, self.timeout = gic, allow_unsafe_interrupts, timeout
         self._machine = Machine(gic, allow_unsafe_interrupts, memory_mib, cpus, _share_dir())
