@@ -286,26 +286,34 @@ def iommu_groups(board):
         return []
 
 
+def modalias(board, device):
+    """What the kernel matches drivers and modules against ("of:N...C...", "amba:d...", "pci:v...").
+
+    Read from the device's uevent: amba devices have no modalias file of their own."""
+    uevent = board.sysfs_read(f"/sys/bus/{bus_of(board, device)}/devices/{device}/uevent")
+    return next((line[len("MODALIAS="):] for line in uevent.splitlines() if line.startswith("MODALIAS=")), None)
+
+
+def driver_override(board, device):
+    """The device's driver_override, or None when unset (sysfs shows "(null)")."""
+    text = board.sysfs_read(f"/sys/bus/{bus_of(board, device)}/devices/{device}/driver_override").strip()
+    return None if text == "(null)" else text
+
+
 def inventory(board, buses=BUSES):
-    """One row per device on `buses`: {"bus", "device", "driver", "override", "group"}."""
+    """One row per device on `buses`: {"bus", "device", "driver", "group"}, in few sysfs reads."""
+    group_of = {}
+    for group in iommu_groups(board):
+        for dev in group_devices(board, group):
+            group_of[dev] = group
     rows = []
     for bus in buses:
         for dev in devices(board, bus):
-            base = f"/sys/bus/{bus}/devices/{dev}"
             try:
-                driver = posixpath.basename(board.readlink(f"{base}/driver"))
+                driver = posixpath.basename(board.readlink(f"/sys/bus/{bus}/devices/{dev}/driver"))
             except FileNotFoundError:
                 driver = None
-            try:
-                group = int(posixpath.basename(board.readlink(f"{base}/iommu_group")))
-            except FileNotFoundError:
-                group = None
-            try:
-                override = board.sysfs_read(f"{base}/driver_override").strip()
-            except FileNotFoundError:
-                override = "(null)"
-            rows.append({"bus": bus, "device": dev, "driver": driver, "group": group,
-                         "override": None if override == "(null)" else override})
+            rows.append({"bus": bus, "device": dev, "driver": driver, "group": group_of.get(dev)})
     return rows
 
 

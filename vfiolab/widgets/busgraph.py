@@ -7,7 +7,7 @@ one dashed box, green when the group is viable (every device in it bound to VFIO
 red when it is not.
 
 It redraws by itself after every cell you run, if anything it shows changed (a bind, an unbind, a
-new driver_override); refresh() redraws now. All it shows comes from vfiolab.platform.inventory().
+new driver_override); refresh() redraws now. All it shows comes from vfiolab.platform (inventory, driver_override, group_viable).
 """
 import html
 import re
@@ -86,6 +86,8 @@ class BusGraph:
 
     def state(self):
         rows = [r for r in plat.inventory(self.board, self.buses) if self.show(r)]
+        for r in rows:
+            r["override"] = plat.driver_override(self.board, r["device"])
         viable = {g: plat.group_viable(self.board, g) for g in {r["group"] for r in rows} if g is not None}
         return rows, viable
 

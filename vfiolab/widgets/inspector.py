@@ -90,11 +90,19 @@ class Inspector:
     def device(self):
         return self.picker.value
 
+    def _key(self):
+        """What can change under the device: its driver, its override, its group's drivers."""
+        dev = self.picker.value
+        group = plat.iommu_group(self.board, dev)
+        members = plat.group_devices(self.board, group) if group is not None else [dev]
+        return dev, group, plat.driver_override(self.board, dev), [plat.driver_of(self.board, d) for d in members]
+
     def refresh(self, force=True):
-        text = to_html(plat.describe(self.board, self.picker.value))
-        if text != self._shown or force:
-            self._shown = text
-            self.html.value = f"<div style='{BOX}'>{text}</div>"
+        key = self._key()
+        if key == self._shown and not force:
+            return
+        self._shown = key
+        self.html.value = f"<div style='{BOX}'>{to_html(plat.describe(self.board, self.picker.value))}</div>"
 
     def _after_cell(self, *_):
         try:
