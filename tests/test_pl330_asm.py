@@ -146,3 +146,20 @@ def test_every_single_instruction_round_trips():
         for arg in (0, 1, 5, 8, 0x18, 0xFF):
             code = bytes([op, arg, 0x12, 0x34, 0x56, 0x78])
             assert assemble(disassemble(code, 0x400), 0x400) == code
+
+
+def test_any_text_assembles_or_fails_with_a_line_number():
+    """Bad input never escapes as anything but AsmError (with its line), whatever the text."""
+    rng = random.Random(11)
+    words = ["DMAMOV", "DMALP", "DMALPEND", "DMALPFE", "DMALD", "DMAST", "DMASEV", "DMAWFE",
+             "DMAWFP", "DMAGO", "DMAADDH", "DMAADNH", ".byte", "CCR", "SAR", "DAR", "LC0", "LC1",
+             "FE", "E3", "P1", "C2", "ns", "invalid", "single", "burst", "periph", "SB16",
+             "SS64", "SAF", "ES128", "0x10", "-5", "256", "99999999999", "lbl", "lbl:", ",", ":",
+             ";", "#", "//", "0x", "SB0", "é", "\t", "DMALPENDB", "DMALPENDX", "1:", "0x10:"]
+    for _ in range(4000):
+        text = "\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(0, 5)))
+                         for _ in range(rng.randint(1, 6)))
+        try:
+            assemble(text)
+        except AsmError as err:
+            assert 1 <= err.line <= text.count("\n") + 1, (text, err)
