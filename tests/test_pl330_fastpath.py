@@ -175,6 +175,7 @@ def holey_bus(log, seed):
 def test_faults_reach_the_bus_once_each_way():
     """An IOMMU logs every translation that fails: the fast path must not ask twice, so the
     fault log is the same with and without it."""
+    from vfiolab._hw import ffi
     rng = random.Random(8)
     for i in range(40):
         src = rng.randrange(0x10000, MEM - 0x10000, 8)
@@ -198,6 +199,6 @@ def test_faults_reach_the_bus_once_each_way():
             dma.start(0, 0x1000)
             dma.run(fast=fast)
             runs.append((log, dma.threads(), dma.irq_lines, dma.abort_line,
-                         bytes(__import__("vfiolab._hw", fromlist=["ffi"]).ffi.buffer(backing))))
+                         bytes(ffi.buffer(backing))))
         assert runs[0][0] == runs[1][0], f"program {i}: fault logs differ"
         assert runs[0][1:] == runs[1][1:], f"program {i}: state differs"

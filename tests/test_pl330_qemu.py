@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from vfiolab.hw.pl330 import PL330, assemble, debug_instruction
+from vfiolab.hw.pl330 import PL330, assemble, debug_instruction, disassemble
 from vfiolab.qtest import QTest, find_qemu
 
 from pl330_programs import (CODE, DST, REGION, SRC, ccr, fill_memory, fixed_suite, random_case)
@@ -149,9 +149,8 @@ def test_random_valid_programs_agree_with_qemu(qemu):
         case = random_case(seed)
         a, b = ours(case, seed), theirs(qemu, case, seed)
         diff = first_difference(a, b)
-        assert diff is None, (f"random program (seed {seed}) differs: {diff}\n"
-                              + __import__("vfiolab.hw.pl330_asm", fromlist=["x"])
-                              .disassemble(case["programs"][0][2], CODE))
+        listing = "\n".join(disassemble(code, pc) for _, pc, code in case["programs"])
+        assert diff is None, f"{case['name']} differs: {diff}\n{listing}"
 
 
 # ----------------------------------------------------------------------------------------------
