@@ -127,7 +127,7 @@ def random_ccr_loop(rng):
         DMAMOV CCR, 0x{ccr:08x}
         DMAMOV SAR, 0x{rng.randrange(0x10000, MEM + 0x100):x}
         DMAMOV DAR, 0x{rng.randrange(0x10000, MEM + 0x100):x}
-        DMALP LC0, {rng.randint(1, 20)}
+        DMALP LC0, {rng.randint(1, 8)}
         DMALP LC1, {rng.randint(1, 256)}
         {body}
         DMALPEND LC1
@@ -138,7 +138,7 @@ def random_ccr_loop(rng):
 
 def test_random_ccr_values_and_addresses():
     rng = random.Random(6)
-    for i in range(400):
+    for i in range(250):
         both_ways(program_setup(assemble(random_ccr_loop(rng), base=CODE), i,
                                 inten=rng.randrange(1 << 16)))
 
