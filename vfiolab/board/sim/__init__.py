@@ -23,6 +23,7 @@ import errno
 import mmap as _mmap
 import os
 import select
+import time
 
 from . import devicetree
 from .devices import DevicePort, model_for
@@ -78,6 +79,7 @@ class SimBoard:
         self.allow_unsafe_interrupts = bool(allow_unsafe_interrupts)
         self.reset_required = bool(reset_required)
         self._log = []
+        self._booted = time.monotonic()
         self._files = {}          # fd -> File (sim files, each on a placeholder fd)
         self._eventfds = set()    # real eventfds handed out by board.eventfd()
         self._mappings = []
@@ -105,8 +107,16 @@ class SimBoard:
         self.drivers = DriverCore(self, host + vfio_drivers())
         self.sysfs = Sysfs(self)
         self.vfio = VfioRegistry(self)
+        self._misc_files()
         self.log(f"Booting vfiolab sim ({layout}, GIC {gic}), {len(self.topology.groups)} IOMMU groups")
         self.drivers.boot()
+
+    def _misc_files(self):
+        """/dev/null and the kernel release, which tools and labs read."""
+        from .files import NullFile
+        self.vfs.add("/dev/null", CharDevice(lambda flags: NullFile()))
+        release = f"{self.kernel[0]}.{self.kernel[1]}.0-vfiolab-sim\n"
+        self.vfs.attr("/proc/sys/kernel/osrelease", show=lambda: release)
 
     def _select_msi_controller(self, root):
         """Enable the ITS or the GICv2m frame, as firmware edits `status` before Linux boots."""
@@ -122,7 +132,8 @@ class SimBoard:
         return self.kernel >= KERNEL_CHANGES[change][0]
 
     def log(self, text):
-        self._log.append(text)
+        """printk: one line in the kernel log, stamped with seconds since boot."""
+        self._log.append((time.monotonic() - self._booted, text))
 
     def char_device(self, opener):
         return CharDevice(opener)
@@ -327,8 +338,9 @@ class SimBoard:
         self.smmu.clear_faults()
 
     def dmesg(self):
-        """The kernel log: probes, binds, VFIO's warnings (e.g. the unsafe-interrupts refusal)."""
-        return list(self._log)
+        """The kernel log as `dmesg` prints it (one str, like the qemu board's): probes, binds,
+        VFIO's warnings (e.g. the unsafe-interrupts refusal)."""
+        return "".join(f"[{t:12.6f}] {text}\n" for t, text in self._log)
 
     def device(self, name):
         """The topology's Device called name (any bus), or None."""

@@ -59,3 +59,15 @@ class DirFile(File):
 
     def read(self, n, offset):
         raise kernel_error(errno.EISDIR)
+
+
+class NullFile(File):
+    """/dev/null: reads end at once, writes vanish, ioctls are ENOTTY."""
+
+    name = "/dev/null"
+
+    def read(self, n, offset):
+        return b""
+
+    def write(self, data, offset):
+        return len(data)
