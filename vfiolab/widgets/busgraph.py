@@ -6,8 +6,9 @@ drivers in blue, no arrow when no driver holds the device). Devices that share a
 one dashed box, green when the group is viable (every device in it bound to VFIO or to no driver),
 red when it is not.
 
-It redraws by itself after every cell you run, if anything it shows changed (a bind, an unbind, a
-new driver_override); refresh() redraws now. All it shows comes from vfiolab.platform (inventory, driver_override, group_viable).
+The widget redraws by itself after every cell you run, if anything it shows changed (a bind, an
+unbind, a new driver_override); refresh() redraws now. snapshot() gives a still picture of one
+moment, which keeps showing that moment when the notebook is read later. All it shows comes from vfiolab.platform (inventory, driver_override, group_viable).
 """
 import html
 import re
@@ -91,18 +92,26 @@ class BusGraph:
         viable = {g: plat.group_viable(self.board, g) for g in {r["group"] for r in rows} if g is not None}
         return rows, viable
 
+    def _svg(self, rows, viable, title):
+        try:
+            svg = to_dot(rows, viable, title).pipe(format="svg").decode()
+            return f"<div style='overflow-x:auto'>{svg[svg.find('<svg'):]}</div>"
+        except Exception as e:   # graphviz missing: say so instead of failing the cell
+            return f"<pre>bus graph unavailable: {html.escape(str(e))}</pre>"
+
     def refresh(self, force=True):
         rows, viable = self.state()
         key = repr((rows, sorted(viable.items())))
         if key == self._drawn and not force:
             return
         self._drawn = key
-        try:
-            svg = to_dot(rows, viable, self.title).pipe(format="svg").decode()
-            svg = svg[svg.find("<svg"):]
-        except Exception as e:   # graphviz missing: say so instead of failing the cell
-            svg = f"<pre>bus graph unavailable: {html.escape(str(e))}</pre>"
-        self.html.value = f"<div style='overflow-x:auto'>{svg}</div>"
+        self.html.value = self._svg(rows, viable, self.title + " (live)")
+
+    def snapshot(self, caption=""):
+        """A still picture of the graph now: it stays as it is when the board changes later."""
+        from IPython.display import HTML
+        rows, viable = self.state()
+        return HTML(self._svg(rows, viable, f"{self.title}: {caption}" if caption else self.title))
 
     def _after_cell(self, *_):
         try:
