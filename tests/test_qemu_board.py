@@ -371,3 +371,17 @@ def test_qemu_aborting_says_what_qemu_said():
         assert "EDU: DMA range" in str(err.value) and "fixed in QEMU 9.1" in str(err.value)
     finally:
         b.close()
+
+
+def test_an_agent_that_dies_at_boot_is_reported_at_once(tmp_path, monkeypatch):
+    from vfiolab.board.qemu import board as qemu_board
+    agent = tmp_path / "vfiolab" / "board" / "qemu" / "agent.py"
+    agent.parent.mkdir(parents=True)
+    agent.write_text("raise SystemExit('a broken agent, on purpose')\n")
+    monkeypatch.setattr(qemu_board, "_share_dir", lambda: str(tmp_path))
+    start = time.monotonic()
+    with pytest.raises(qemu_board.GuestError) as e:
+        vfiolab.open_board("qemu", quiet=True)
+    assert time.monotonic() - start < 30  # not the 60 s boot timeout
+    assert "agent stopped before it was ready" in str(e.value)
+    assert "a broken agent, on purpose" in str(e.value)

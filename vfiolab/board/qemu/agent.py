@@ -23,16 +23,20 @@ PORT_NAME = "org.vfiolab.agent"
 PAGE = mmap.PAGESIZE
 
 
-def find_port():
-    """/dev/vportNpM of the virtio-serial port with our name (no udev here to make a by-name link)."""
+def find_port(timeout=20):
+    """/dev/vportNpM of the virtio-serial port with our name (no udev here to make a by-name link).
+
+    virtio_console adds ports from a work queue after QEMU announces them: wait for it a little."""
     base = "/sys/class/virtio-ports"
-    for entry in sorted(os.listdir(base)):
-        try:
-            with open(f"{base}/{entry}/name") as f:
-                if f.read().strip() == PORT_NAME:
-                    return f"/dev/{entry}"
-        except OSError:
-            pass
+    for _ in range(int(timeout / 0.02)):
+        for entry in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+            try:
+                with open(f"{base}/{entry}/name") as f:
+                    if f.read().strip() == PORT_NAME and os.path.exists(f"/dev/{entry}"):
+                        return f"/dev/{entry}"
+            except OSError:
+                pass
+        select.select([], [], [], 0.02)
     raise SystemExit(f"vfiolab agent: no virtio-serial port named {PORT_NAME}")
 
 

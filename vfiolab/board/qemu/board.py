@@ -197,7 +197,7 @@ class QemuBoard:
             self._reader = threading.Thread(target=self._read_loop, name="vfiolab-qemu-agent",
                                             daemon=True)
             self._reader.start()
-            self.guest = self._call("ping", timeout=60)
+            self.guest = self._call("ping", timeout=60, watch=self._agent_exited)
         except BaseException:
             self.close()
             raise
@@ -257,7 +257,14 @@ class QemuBoard:
         return GuestError(f"the qemu board's guest {what} ({state}). Open a new board with "
                           f"vfiolab.open_board('qemu'). Last lines of the guest console:\n{tail}")
 
-    def _call(self, op, *args, timeout=None):
+    def _agent_exited(self):
+        """While booting: the agent died (init said so on the console), so no answer will come."""
+        said = self._machine.console_grep(guest_image.AGENT_EXITED)
+        if said:
+            raise self._guest_gone(f"agent stopped before it was ready: {said.strip()}")
+
+    def _call(self, op, *args, timeout=None, watch=None):
+        """Send one call and wait for its answer; `watch()` runs every 0.25 s while waiting."""
         if self._dead:
             raise GuestError(f"the qemu board is not usable: {self._dead}")
         with self._send_lock:
@@ -269,9 +276,13 @@ class QemuBoard:
                 raise self._guest_gone("closed its connection") from None
             deadline = time.monotonic() + (timeout or self.timeout)
             while True:
+                left = max(0.0, deadline - time.monotonic())
                 try:
-                    reply = self._replies.get(timeout=max(0.0, deadline - time.monotonic()))
+                    reply = self._replies.get(timeout=min(left, 0.25) if watch else left)
                 except queue.Empty:
+                    if time.monotonic() < deadline:
+                        watch()
+                        continue
                     raise self._guest_gone(f"did not answer {op} within {timeout or self.timeout:.0f} s")
                 if reply[0] == "closed":
                     raise self._guest_gone("stopped (its kernel panicked or powered off)")
