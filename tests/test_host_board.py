@@ -142,3 +142,22 @@ def test_close_releases_everything():
     assert m.closed
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+def test_mmap_protection_and_errors_are_the_kernels(board):
+    import mmap
+    fd = board.open("/dev/zero")
+    ro = board.mmap(fd, 100, 0, prot=mmap.PROT_READ)
+    assert ro.length == 4096 and ro.read32(4092) == 0   # the length rounds up to a page
+    with pytest.raises(ValueError):
+        ro.write32(0, 1)                                   # a real process would get SIGSEGV
+    ro.close()
+    with pytest.raises(OSError) as e:
+        board.mmap(fd, 0, 0)
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as e:
+        board.mmap(fd, 4096, 1)                            # offset not page aligned
+    assert e.value.errno == errno.EINVAL
+    with pytest.raises(OSError) as e:
+        board.mmap(board.open("/proc/uptime", os.O_RDONLY), 4096, 0)
+    assert e.value.errno in (errno.ENODEV, errno.EACCES)   # procfs has no mmap / file not writable

@@ -180,6 +180,18 @@ def test_bar0_mmap_reads_the_edu_id(edu):
     assert edu.bar0.read32(0x04) == 0x12345678 ^ 0xFFFFFFFF  # liveness: reads back inverted
 
 
+def test_bar0_mmap_protection_and_sharing(board, edu):
+    import mmap
+    ro = board.mmap(edu.device, 4096, 0, prot=mmap.PROT_READ)
+    assert ro.read32(0x00) == EDU_ID
+    with pytest.raises(ValueError):
+        ro.write32(0x04, 1)  # a real process would get SIGSEGV
+    ro.close()
+    with pytest.raises(OSError) as e:  # vfio_pci_core_mmap: only MAP_SHARED
+        board.mmap(edu.device, 4096, 0, flags=mmap.MAP_PRIVATE)
+    assert e.value.errno == errno.EINVAL
+
+
 def test_dma_round_trip_through_the_smmu_with_msi_on_an_eventfd(board, edu):
     buf = board.alloc(8192)
     pattern = bytes((i * 7) & 0xFF for i in range(4000))

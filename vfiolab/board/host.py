@@ -14,6 +14,7 @@ ioctl arguments follow the C calling convention a VFIO driver uses:
 import ctypes
 import errno
 import fcntl
+import mmap
 import os
 import select
 
@@ -101,8 +102,8 @@ class HostBoard:
     def write(self, fd, data, offset=None):
         return os.write(fd, data) if offset is None else os.pwrite(fd, data, offset)
 
-    def mmap(self, fd, length, offset=0):
-        mapping = RegisterMapping(fd, length, offset)
+    def mmap(self, fd, length, offset=0, *, prot=mmap.PROT_READ | mmap.PROT_WRITE, flags=mmap.MAP_SHARED):
+        mapping = RegisterMapping(fd, length, offset, prot, flags)
         self._mappings.append(mapping)
         return mapping
 

@@ -5,7 +5,9 @@ python3.11. Register accesses are single loads and stores of exactly the asked w
 mapped address), because device registers (MMIO) react to the width and count of accesses.
 """
 import ctypes
+import errno
 import mmap
+import os
 
 PAGE_SIZE = mmap.PAGESIZE
 
@@ -25,19 +27,43 @@ def buffer_address(buf):
         del anchor  # release the export at once, or the mmap could never be closed
 
 
-class RegisterMapping:
-    """A device region mapped with mmap(MAP_SHARED): read8/16/32/64(off), write8/16/32/64(off, v)."""
+def _libc():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long)
+    libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+    return libc
 
-    def __init__(self, fd, length, offset):
-        # Always read/write: VFIO maps regions that way, and ctypes needs a writable export to
-        # learn the address.
-        self._mmap = mmap.mmap(fd, length, flags=mmap.MAP_SHARED,
-                               prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=offset)
-        self.length, self.offset = length, offset
-        self._base = buffer_address(self._mmap)
+
+_MAP_FAILED = ctypes.c_void_p(-1).value
+
+
+class RegisterMapping:
+    """A device region mapped with mmap(2): read8/16/32/64(off), write8/16/32/64(off, value).
+
+    mmap is called through libc (not Python's mmap module) so that any protection works, a
+    read-only mapping included; the length is rounded up to whole pages, as the kernel does.
+    """
+
+    def __init__(self, fd, length, offset, prot=mmap.PROT_READ | mmap.PROT_WRITE, flags=mmap.MAP_SHARED):
+        self._base = None
+        for name, value in (("fd", fd), ("length", length), ("offset", offset), ("prot", prot),
+                            ("flags", flags)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"mmap {name} must be an int, not {type(value).__name__}")
+        self._libc = _libc()
+        self.length, self.offset, self.prot = page_round_up(length), offset, prot
+        if length <= 0 or offset < 0:  # do_mmap: EINVAL for a zero length
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        address = self._libc.mmap(None, self.length, prot, flags, fd, offset)
+        if address in (None, _MAP_FAILED):
+            code = ctypes.get_errno()
+            raise OSError(code, os.strerror(code))
+        self._base = address
 
     def _register(self, off, width):
-        if self._mmap.closed:
+        if self._base is None:
             raise ValueError("the mapping is closed")
         if not isinstance(off, int) or isinstance(off, bool):
             raise TypeError(f"register offset must be an int, not {type(off).__name__}")
@@ -51,14 +77,20 @@ class RegisterMapping:
         return _WIDTH_TYPES[width].from_address(self._base + off)
 
     def read(self, width, off):
-        return self._register(off, width).value
+        register = self._register(off, width)
+        if not self.prot & mmap.PROT_READ:
+            raise ValueError("the mapping is not readable (SIGSEGV)")
+        return register.value
 
     def write(self, width, off, value):
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"register value must be an int, not {type(value).__name__}")
         if value < 0 or value >> width:
             raise ValueError(f"value {value:#x} does not fit in {width} bits")
-        self._register(off, width).value = value
+        register = self._register(off, width)
+        if not self.prot & mmap.PROT_WRITE:
+            raise ValueError("the mapping is read-only (SIGSEGV)")
+        register.value = value
 
     def read8(self, off): return self.read(8, off)
     def read16(self, off): return self.read(16, off)
@@ -71,10 +103,16 @@ class RegisterMapping:
 
     @property
     def closed(self):
-        return self._mmap.closed
+        return self._base is None
 
     def close(self):
-        self._mmap.close()
+        """munmap (the device file stays referenced until then, as with any mapping)."""
+        if self._base is not None:
+            self._libc.munmap(self._base, self.length)
+            self._base = None
+
+    def __del__(self):
+        self.close()
 
     def __enter__(self):
         return self

@@ -97,10 +97,10 @@ class Agent:
     def op_write(self, fd, data, offset):
         return self.board.write(fd, data, offset)
 
-    def op_mmap(self, fd, length, offset):
+    def op_mmap(self, fd, length, offset, prot, flags):
         mid = self.new_id()
-        self.mappings[mid] = self.board.mmap(fd, length, offset)
-        return mid
+        self.mappings[mid] = self.board.mmap(fd, length, offset, prot=prot, flags=flags)
+        return mid, self.mappings[mid].length
 
     def op_mread(self, mid, width, off):
         return self.mappings[mid].read(width, off)

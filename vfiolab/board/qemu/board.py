@@ -412,8 +412,8 @@ class QemuBoard:
             return os.write(fd, data) if offset is None else os.pwrite(fd, data, offset)
         return self._call("write", self._to_guest(fd), bytes(data), offset)
 
-    def mmap(self, fd, length, offset=0):
-        mid = self._call("mmap", self._to_guest(fd), length, offset)
+    def mmap(self, fd, length, offset=0, *, prot=mmap.PROT_READ | mmap.PROT_WRITE, flags=mmap.MAP_SHARED):
+        mid, length = self._call("mmap", self._to_guest(fd), length, offset, prot, flags)
         mapping = QemuMapping(self, mid, length, offset)
         self._mappings.append(mapping)
         return mapping
