@@ -174,8 +174,9 @@ def pair(request):
 WHY_REAL_DIFFERS = {
     "edu iommu_group before binding":
         "Debian 12's kernel (6.1) creates the IOMMU group of a device-tree PCI device only when a "
-        "driver probes it (really_probe -> pci_dma_configure -> of_iommu_configure); later kernels "
-        "probe the IOMMU when the device is added, as the sim does. The real kernel reports False.",
+        "driver probes it (really_probe -> pci_dma_configure -> of_iommu_configure), so unbound "
+        "edu has no iommu_group link yet; the sim models a kernel that makes the group when the "
+        "device is added (newer IOMMU cores do). Checked from the real side below.",
 }
 # Differences that are sim bugs, reported to the sim's owner: expected to fail until fixed.
 KNOWN_SIM_BUGS = {
