@@ -64,12 +64,12 @@ class MemoryDiff:
         cells = []
         for start in range(0, self.length, self.block):
             ok = src[start:start + self.block] == dst[start:start + self.block]
-            cells.append(f"<span title='+0x{start:x}' style='display:inline-block;width:6px;"
+            cells.append(f"<span title='+0x{start:x}' style='display:inline-block;width:5px;"
                          f"height:12px;margin:0 1px 1px 0;background:{GREEN if ok else GREY}'></span>")
-        return f"<div style='line-height:10px;max-width:820px'>{''.join(cells)}</div>"
+        return f"<div style='line-height:10px;max-width:900px'>{''.join(cells)}</div>"
 
     def _hex(self, src, dst, first):
-        start = 0 if first is None else first // 16 * 16
+        start = 0 if first is None else max(0, first // 16 - 1) * 16   # a row of context
         lines = []
         for row in range(start, min(start + 16 * self.rows, self.length), 16):
             s, d = src[row:row + 16], dst[row:row + 16]
@@ -87,8 +87,9 @@ class MemoryDiff:
             verdict = (f"<span style='color:{GREEN};font-weight:bold'>all {self.length} bytes "
                        "match</span>")
         else:
-            verdict = (f"<span style='color:{RED};font-weight:bold'>{same} of {self.length} bytes "
-                       f"match; first difference at +0x{first:x}</span>")
+            verdict = (f"<span style='color:{RED};font-weight:bold'>the first {first} bytes match; "
+                       f"first difference at +0x{first:x}; {self.length - same} of {self.length} "
+                       "bytes differ</span>")
         self.html.value = (f"<div style='{BOX}'><b>{html.escape(self.title)}</b> "
                            f"(one square = {self.block} bytes; green: copied) &nbsp; {verdict}"
                            f"{self._strip(src, dst)}{self._hex(src, dst, first)}</div>")
@@ -100,4 +101,7 @@ class MemoryDiff:
     def text(self):
         src, dst = self.read_src(), self.read_dst()
         same, first = compare(src, dst)
-        return f"{same}/{self.length} bytes match" + ("" if first is None else f", first difference at +{first:#x}")
+        if first is None:
+            return f"all {self.length} bytes match"
+        return (f"the first {first} bytes match; first difference at +{first:#x}; "
+                f"{self.length - same} of {self.length} bytes differ")

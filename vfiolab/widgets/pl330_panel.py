@@ -38,7 +38,7 @@ class PL330Panel:
     """A live panel over a PL330 engine. Build it with PL330Panel.for_board(board) on the sim
     board, or PL330Panel(engine) for a standalone vfiolab.hw.pl330.PL330."""
 
-    def __init__(self, engine, channels=(0,), events=8, step_cycles=20, title="PL330"):
+    def __init__(self, engine, channels=(0,), events=8, step_cycles=50, title="PL330"):
         import ipywidgets as w
         self.engine, self.channels, self.events, self.title = engine, tuple(channels), events, title
         self.programs = []          # (name, iova, code)
@@ -49,8 +49,8 @@ class PL330Panel:
                                        layout=w.Layout(width="170px"))
         self.step_button = w.Button(description="Step", tooltip="run the engine this many cycles",
                                     icon="step-forward", layout=w.Layout(width="90px"))
-        self.play = w.Play(interval=150, max=10_000_000, step=1, description="Play",
-                           tooltip="keep stepping")
+        self.play = w.Play(interval=150, max=10_000_000, step=1, show_repeat=False,
+                           tooltip="play: keep stepping (stop: pause)")
         self.run_button = w.Button(description="Run to end", icon="fast-forward",
                                    tooltip="run until every thread is stopped or waiting",
                                    layout=w.Layout(width="120px"))
@@ -61,8 +61,8 @@ class PL330Panel:
         self.run_button.on_click(lambda _: self.run())
         self.reset_button.on_click(lambda _: self.reset())
         self.play.observe(self._on_play, names="value")
-        controls = w.HBox([self.cycles, self.step_button, self.play, self.run_button,
-                           self.reset_button])
+        controls = w.HBox([self.cycles, self.step_button, w.Label("keep stepping:"), self.play,
+                           self.run_button, self.reset_button])
         self.widget = w.VBox([controls, self.html])
         self.refresh()
 
@@ -71,9 +71,16 @@ class PL330Panel:
         return cls(engine_of(board, device), **options)
 
     # --- what to show --------------------------------------------------------------------
-    def show_program(self, code, iova, name="microcode"):
-        """List `code` (bytes at device address `iova`) with the channels' program counters."""
-        self.programs = [p for p in self.programs if p[0] != name] + [(name, iova, bytes(code))]
+    def show_program(self, code, iova, name="microcode", through_end=True):
+        """List `code` (bytes at device address `iova`) with the channels' program counters;
+        through_end: stop the listing after the first DMAEND (a buffer holds zeros after it)."""
+        code = bytes(code)
+        if through_end:
+            lines = disassemble(code).splitlines()
+            last = next((line for line in lines if line.endswith(": DMAEND")), None)
+            if last is not None:
+                code = code[:int(last.split(":", 1)[0], 16) + 1]
+        self.programs = [p for p in self.programs if p[0] != name] + [(name, iova, code)]
         self.refresh()
 
     def link(self, *views):
@@ -185,7 +192,8 @@ class PL330Panel:
 
     def refresh(self):
         e = self.engine
-        busy = "idle" if e.idle else "running"
+        busy = ("idle: no thread can make progress" if e.idle
+                else "paused: work left (Step or Play to go on)")
         self.html.value = (
             f"<div style='{BOX}'><b>{html.escape(self.title)}</b> &nbsp; {e.cycles - self.start_cycles} "
             f"cycles since this panel opened &nbsp; engine {busy} &nbsp; interrupt lines "
