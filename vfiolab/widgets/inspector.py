@@ -16,10 +16,6 @@ from .memory import BOX, MONO
 VIABLE, NOT_VIABLE, MUTED = "#1a7f37", "#cf222e", "#6e7781"
 
 
-def _hex_ranges(pairs):
-    return ", ".join(f"0x{a:x} (+0x{s:x})" for a, s in pairs) or "none"
-
-
 def to_html(info):
     """An HTML table of vfiolab.platform.describe()'s answer."""
     e = html.escape
@@ -28,9 +24,11 @@ def to_html(info):
     if info["of_node"]:
         rows.append(("DT node", e(info["of_node"])))
         rows.append(("compatible", e(", ".join(f'"{c}"' for c in info["compatible"])) or "none"))
-        rows.append(("reg", e(_hex_ranges(info["reg"]))))
+        rows.append(("reg<br>(VFIO regions)", "<br>".join(f"{i}: 0x{a:x} (+0x{s:x})"
+                                                          for i, (a, s) in enumerate(info["reg"])) or "none"))
         irqs = [plat.describe_interrupt(c) for c in info["interrupts"]]
-        rows.append(("interrupts", "<br>".join(f"{i}: {e(t)}" for i, t in enumerate(irqs)) or "none"))
+        rows.append(("interrupts<br>(VFIO IRQs)",
+                     "<br>".join(f"{i}: {e(t)}" for i, t in enumerate(irqs)) or "none"))
     else:
         rows.append(("DT node", f"<span style='color:{MUTED}'>none: found by enumeration, not "
                                 "described by the firmware</span>"))
@@ -62,7 +60,7 @@ def to_html(info):
     if info["smmu"]:
         smmu, stream = info["smmu"]
         rows.append(("SMMU", e(smmu) + (f", stream ID 0x{stream:x}" if stream is not None else "")))
-    cell = "padding:2px 10px;border-bottom:1px solid #eee;vertical-align:top;text-align:left"
+    cell = "padding:2px 10px;border-bottom:1px solid #eee;vertical-align:top;text-align:left;line-height:1.35"
     body = "".join(f"<tr><th style='{cell};color:{MUTED};font-weight:normal'>{k}</th>"
                    f"<td style='{cell}'>{v}</td></tr>" for k, v in rows)
     return f"<table style='border-collapse:collapse;{MONO}'>{body}</table>"
@@ -102,7 +100,9 @@ class Inspector:
         if key == self._shown and not force:
             return
         self._shown = key
-        self.html.value = f"<div style='{BOX}'>{to_html(plat.describe(self.board, self.picker.value))}</div>"
+        note = (f"<div style='color:{MUTED};font-size:11px;margin-bottom:4px'>live: the {self.board.kind} "
+                "board as it is now, read again after every cell you run</div>")
+        self.html.value = f"<div style='{BOX}'>{note}{to_html(plat.describe(self.board, self.picker.value))}</div>"
 
     def _after_cell(self, *_):
         try:
