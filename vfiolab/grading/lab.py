@@ -34,8 +34,10 @@ class Lab:
 
     @property
     def notebook(self):
-        """The lab's one notebook (a lab is one notebook plus the checks that grade it)."""
+        """The lab's notebook: <folder name>.ipynb, or else the folder's only notebook."""
         books = self.notebooks
+        if f"{self.name}.ipynb" in books:
+            return f"{self.name}.ipynb"
         if len(books) != 1:
             raise LabError(f"{self.name}: a lab folder holds exactly one notebook, found {books}")
         return books[0]

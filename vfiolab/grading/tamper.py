@@ -27,9 +27,19 @@ def code_hash(code):
     h = hashlib.sha256(code.co_code)
     h.update(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)).encode())
     for const in code.co_consts:
-        h.update((("code:" + code_qualname(const)) if isinstance(const, types.CodeType)
-                  else repr(const)).encode())
+        h.update(_const_text(const).encode())
     return h.hexdigest()[:20]
+
+
+def _const_text(const):
+    """A constant as text, the same in every process (a frozenset's order depends on hashing)."""
+    if isinstance(const, types.CodeType):
+        return "code:" + code_qualname(const)
+    if isinstance(const, frozenset):
+        return "frozenset(" + ",".join(sorted(_const_text(c) for c in const)) + ")"
+    if isinstance(const, tuple):
+        return "(" + ",".join(_const_text(c) for c in const) + ")"
+    return repr(const)
 
 
 def code_qualname(code):
