@@ -92,25 +92,41 @@ def _set_raw_bytes(arg, data):
         memoryview(arg).cast("B")[:len(data)] = data
 
 
+def _page_runs(gpas):
+    """[(first page index, guest-physical address, page count)] of physically contiguous runs."""
+    runs = []
+    for i, gpa in enumerate(gpas):
+        if runs and runs[-1][1] + runs[-1][2] * mmap.PAGESIZE == gpa:
+            runs[-1][2] += 1
+        else:
+            runs.append([i, gpa, 1])
+    return runs
+
+
 class QemuDmaBuffer(mmap.mmap):
-    """Guest memory for DMA, seen from here: .vaddr (guest virtual, for MAP_DMA), .size, .gpas."""
+    """Guest memory for DMA, seen from here: .vaddr (guest virtual, for MAP_DMA), .size, .gpas.
+
+    The guest's buffer is freed when this one is closed or garbage-collected (as free() would be;
+    pages VFIO still has pinned stay pinned until VFIO_IOMMU_UNMAP_DMA, as in the kernel)."""
 
     def __new__(cls, board, bid, size, vaddr, gpas):
         self = super().__new__(cls, -1, len(gpas) * mmap.PAGESIZE,
                                flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-        # Replace each page of this reservation by the guest page behind it (MAP_FIXED over our
+        # Replace the pages of this reservation by the guest pages behind it (MAP_FIXED over our
         # own mapping), so the mmap's memory *is* the guest's.
         anchor = ctypes.c_char.from_buffer(self)
         base = ctypes.addressof(anchor)
         del anchor
         libc_mmap = _libc_mmap()
-        for i, gpa in enumerate(gpas):
-            addr = libc_mmap(base + i * mmap.PAGESIZE, mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_WRITE,
+        for first, gpa, count in _page_runs(gpas):
+            want = base + first * mmap.PAGESIZE
+            addr = libc_mmap(want, count * mmap.PAGESIZE, mmap.PROT_READ | mmap.PROT_WRITE,
                              mmap.MAP_SHARED | 0x10,  # MAP_FIXED
                              board._machine.ram_fd, gpa - RAM_BASE)
-            if addr != base + i * mmap.PAGESIZE:
+            if addr != want:
                 raise OSError(ctypes.get_errno(), "mapping guest memory failed")
         self.size, self.vaddr, self.gpas, self.bid = size, vaddr, gpas, bid
+        weakref.finalize(self, board._free_later, bid)
         return self
 
     def __repr__(self):
@@ -179,7 +195,8 @@ class QemuBoard:
         self._eventfds = {}      # eventfd here -> its twin in the guest
         self._eventfd_of_guest = {}   # guest eventfd -> the fd here that it signals
         self._adopted = {}            # dup of an eventfd made outside the board -> (guest twin, inode)
-        self._buffers = []
+        self._buffers = weakref.WeakSet()
+        self._to_free = []            # guest buffers whose host side is gone
         self._mappings = []
         self._replies = queue.Queue()
         self._send_lock = threading.Lock()
@@ -267,6 +284,11 @@ class QemuBoard:
         """Send one call and wait for its answer; `watch()` runs every 0.25 s while waiting."""
         if self._dead:
             raise GuestError(f"the qemu board is not usable: {self._dead}")
+        while self._to_free and op != "free":
+            try:
+                self._call("free", self._to_free.pop())
+            except (IndexError, OSError, ValueError):
+                pass
         with self._send_lock:
             self._seq += 1
             seq = self._seq
@@ -447,8 +469,13 @@ class QemuBoard:
             raise ValueError(f"alloc size must be positive, not {size}")
         bid, vaddr, gpas = self._call("alloc", size)
         buf = QemuDmaBuffer(self, bid, size, vaddr, gpas)
-        self._buffers.append(buf)
+        self._buffers.add(buf)
         return buf
+
+    def _free_later(self, bid):
+        """A buffer was dropped here: free its guest side with the next call (a finalizer must
+        not talk to the guest itself: it may run in the middle of another call)."""
+        self._to_free.append(bid)
 
     def listdir(self, path):
         return self._call("listdir", os.fspath(path))
@@ -507,12 +534,12 @@ class QemuBoard:
         if self._death >= 0:
             os.close(self._death)
             self._death = -1
-        for buf in self._buffers:
+        for buf in list(self._buffers):
             try:
                 buf.close()
             except BufferError:  # a memoryview still holds it; its pages stay readable
                 pass
-        self._buffers.clear()
+        self._to_free.clear()
         for fd in list(self._guest_fd) + list(self._eventfds) + list(self._adopted):
             try:
                 os.close(fd)
