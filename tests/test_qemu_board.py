@@ -365,6 +365,8 @@ def test_a_guest_kernel_panic_says_so_with_its_console():
 
 
 def _qemu_version():
+    if not __import__("shutil").which("qemu-system-aarch64"):
+        return (0, 0)  # the module-wide skip says why
     out = subprocess.run(["qemu-system-aarch64", "--version"], capture_output=True, text=True).stdout
     return tuple(int(x) for x in out.split("version ")[1].split()[0].split(".")[:2])
 
