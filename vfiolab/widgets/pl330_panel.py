@@ -192,12 +192,12 @@ class PL330Panel:
 
     def refresh(self):
         e = self.engine
-        busy = ("idle: no thread can make progress" if e.idle
-                else "paused: work left (Step or Play to go on)")
+        busy = "idle: nothing can make progress" if e.idle else "paused: work left"
+        abort = f"<b style='color:{RED}'>HIGH</b>" if e.abort_line else "low"
         self.html.value = (
             f"<div style='{BOX}'><b>{html.escape(self.title)}</b> &nbsp; {e.cycles - self.start_cycles} "
-            f"cycles since this panel opened &nbsp; engine {busy} &nbsp; interrupt lines "
-            f"0x{e.irq_lines:x}, abort line {'HIGH' if e.abort_line else 'low'}"
+            f"cycles &middot; engine {busy} &middot; IRQ lines 0x{e.irq_lines:x} &middot; abort line "
+            f"{abort}"
             f"{self._threads()}<div style='margin-top:4px'><b>Events</b> (INTEN, INT_EVENT_RIS, "
             f"INTMIS)</div>{self._events()}{self._faults()}{self._listing()}</div>")
         for view in self.views:

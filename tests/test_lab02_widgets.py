@@ -1,0 +1,57 @@
+"""Lab 02's widgets are thin views: what they show is what the engine, the memory and the board hold."""
+import vfiolab
+from vfiolab.hw.pl330 import PL330, memcpy_program
+from vfiolab.widgets.iommu import IommuView, mappings_of
+from vfiolab.widgets.memory import MemoryDiff
+from vfiolab.widgets.pl330_panel import PL330Panel
+
+
+def test_panel_steps_the_engine_and_marks_the_pc():
+    dma = PL330(memory_size=1 << 24, events=8)
+    program = memcpy_program(0x10000, 0x20000, 4096)
+    dma.mem_write(0x1000, program + bytes(64))
+    dma.mem_write(0x10000, bytes(range(256)) * 16)
+    panel = PL330Panel(dma)
+    panel.show_program(program + bytes(64), 0x1000)              # trailing zeros are not listed
+    assert panel.programs[0][2] == program
+    dma.start(0, 0x1000)
+    panel.step(100)
+    assert dma.cycles == 100 and "PC of ch0" in panel.html.value and "paused" in panel.html.value
+    memory = MemoryDiff(lambda: dma.mem_read(0x10000, 4096), lambda: dma.mem_read(0x20000, 4096), 4096)
+    panel.link(memory)
+    assert "differ" in memory.html.value
+    panel.run()
+    assert dma.thread(0).state_name == "stopped" and "IRQ raised" not in panel.html.value  # no INTEN
+    assert memory.text() == "all 4096 bytes match"
+    panel.reset()
+    assert panel.text().startswith("manager: stopped")
+
+
+def test_panel_shows_faults_and_the_iommu_view_the_mappings_and_faults():
+    from vfiolab import platform, vfio
+    with vfiolab.open_board("sim") as board:
+        platform.bind_to_vfio(board, "2c0a0000.dma")
+        container = vfio.Container(board)
+        group = vfio.Group.of_device(board, "2c0a0000.dma")
+        group.set_container(container)
+        container.set_iommu()
+        buf = board.alloc(0x2000)
+        container.map_dma(buf, 0x10000, 0x1000, write=False)
+        view = IommuView(board, labels={0x10000: "microcode"})
+        assert mappings_of(board, "2c0a0000.dma") == [(0x10000, 0x1000, 1)]
+        assert "microcode" in view.html.value and "No IOMMU faults" in view.html.value
+        device = group.device("2c0a0000.dma")
+        regs = device.region(0).mmap()
+        panel = PL330Panel.for_board(board)
+        program = memcpy_program(0x10000, 0x40000000, 64)
+        buf[:len(program)] = program
+        from vfiolab.hw.pl330 import debug_instruction
+        inst0, inst1 = debug_instruction(bytes([0xA0, 0]) + (0x10000).to_bytes(4, "little"))
+        regs.write32(0xD08, inst0)
+        regs.write32(0xD0C, inst1)
+        regs.write32(0xD04, 0)
+        panel.run()
+        view.refresh()
+        assert "data write error" in panel.html.value and "HIGH" in panel.html.value
+        assert "0x40000000" in view.html.value and "translation" in view.html.value
+        device.close()
