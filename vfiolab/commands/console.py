@@ -33,6 +33,15 @@ def running_boards():
     return [(rundir, pid) for _, rundir, pid in sorted(boards, reverse=True)]
 
 
+def drain(sock, quiet_seconds=2.0):
+    """Copy the console's output until it has been quiet for quiet_seconds."""
+    while select.select([sock], [], [], quiet_seconds)[0]:
+        data = sock.recv(4096)
+        if not data:
+            return
+        os.write(sys.stdout.fileno(), data)
+
+
 def attach(console_socket):
     """Relay this terminal to the console socket until Ctrl-] or the guest goes away."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -58,6 +67,9 @@ def attach(console_socket):
                 os.write(sys.stdout.fileno(), data)
             if stdin in readable:
                 data = os.read(stdin, 1024)
+                if not data and not saved:
+                    drain(sock)  # piped input ended: show what the guest still answers
+                    break
                 if not data or ESCAPE in data:
                     break
                 sock.sendall(data.replace(b"\n", b"\r") if not saved else data)
