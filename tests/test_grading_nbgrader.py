@@ -38,14 +38,15 @@ def public_points(lab_dir):
     return sum(c.points for c in Lab(lab_dir).load()[0])
 
 
-def autograde(tmp_path, lab_dir):
+def autograde(tmp_path, lab_dir, blank=True):
     course, name = course_with(tmp_path, lab_dir)
     nbgrader(course, "generate_assignment", name, "--force")
     released = course / "release" / name
     assert (released / "checks.py").exists()
     assert "BEGIN SOLUTION" not in (released / f"{name}.ipynb").read_text()
     shutil.copytree(course / "source" / name, course / "submitted" / "solved" / name)
-    shutil.copytree(released, course / "submitted" / "blank" / name)
+    if blank:
+        shutil.copytree(released, course / "submitted" / "blank" / name)
     nbgrader(course, "autograde", name, "--force")
     nbgrader(course, "export", "--to", str(course / "grades.csv"))
     return {row["student_id"]: row for row in csv.DictReader(open(course / "grades.csv"))}
@@ -66,6 +67,6 @@ REAL_LABS = sorted(os.path.join(LABS, d) for d in os.listdir(LABS)
 
 @pytest.mark.parametrize("lab_dir", REAL_LABS, ids=os.path.basename)
 def test_nbgrader_autogrades_each_lab(tmp_path, lab_dir):
-    grades = autograde(tmp_path, lab_dir)
+    # The solution only: each real notebook takes a while, and blank ones are graded by test_grading_labs.
+    grades = autograde(tmp_path, lab_dir, blank=False)
     assert float(grades["solved"]["score"]) == float(grades["solved"]["max_score"]) > 0
-    assert float(grades["blank"]["score"]) == 0

@@ -158,6 +158,13 @@ def _run_isolated(job, prepared, limits, out, work, prints_path, hide):
 
 def grade_one(job, prepared, limits, out, work, prints_path, hide):
     """The graded record of one job (runs in a worker thread; the notebook in its own process)."""
+    started = time.monotonic()
+    rec = _grade_one(job, prepared, limits, out, work, prints_path, hide)
+    rec["seconds"] = round(time.monotonic() - started, 3)
+    return rec
+
+
+def _grade_one(job, prepared, limits, out, work, prints_path, hide):
     notes = [job.note] if job.note else []
     if job.notebook is None:
         return gradebook.record(job.learner, job.lab, None, "", "missing", notes,
@@ -174,6 +181,8 @@ def grade_one(job, prepared, limits, out, work, prints_path, hide):
                                                  [f"{i} edited" for i in edited]))
         run = _run_isolated(job, prepared, limits, out, work, prints_path, hide)
     notes += run.get("notes", [])
+    if run.get("tampering"):
+        notes.append("modified in the kernel: " + "; ".join(run["tampering"]))
     if run.get("status") == "ok" and run.get("isolation", {}).get("isolation") == "none":
         notes.append("warning for the instructor: the kernel ran without isolation "
                      f"({run['isolation'].get('why', '')})")
