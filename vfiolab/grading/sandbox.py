@@ -1,18 +1,24 @@
 """Start a learner's kernel where it cannot reach the instructor's files: `python -m
 vfiolab.grading.sandbox CONFIG -- KERNEL ARGV...` is the grader's kernel command.
 
-What it does, in order, where Linux allows it:
-  - a new mount namespace in which the instructor's folders (labs with hidden checks, the class's
-    submissions, the gradebook) are covered by empty tmpfs, and every hidden_checks.py by /dev/null;
-  - a new PID namespace, so whatever the notebook starts dies with its kernel;
-  - as root: the kernel runs as the unprivileged user `nobody` (so it cannot undo the mounts, write
+What it does, in order, where Linux allows it (Linux namespaces through libc; no extra package):
+  - a new mount namespace in which the folders where people keep files (/tmp, /root, /home, /work,
+    /srv, /opt, ...) are empty tmpfs, except for what the kernel needs (Python, vfiolab's package,
+    its scratch folder), bound back in; then the instructor's folders given in the config (labs
+    with hidden checks, the class's submissions, the gradebook) are covered too, if still visible;
+  - a new PID namespace with its own /proc, so the kernel sees no other process and whatever the
+    notebook starts dies with it;
+  - as root: the kernel runs as the unprivileged user `nobody` (it cannot undo the mounts, write
     vfiolab's installed code or read root-only files); otherwise an unprivileged user namespace
     provides the mounts and the kernel keeps the caller's uid;
   - resource limits (processes, file size, core dumps) and a parent-death signal.
 The isolation that applied is written to the file named by the config's "report" before the kernel
-starts. If none can be had (no namespaces), the kernel runs as is and the report says "none".
-Limits: no network isolation (the kernel talks to the grader over localhost TCP); files readable by
-`nobody` outside the hidden folders stay readable; this is not a defence against kernel exploits.
+starts. If no namespace can be had (some containers), the kernel runs as is, and the report says
+"none" and why (the grader then warns in the gradebook). Once a namespace exists, any failure stops
+the kernel instead of running it half isolated.
+Limits: no network isolation (the kernel talks to the grader over localhost TCP); system folders
+(/usr, /etc, ...) stay readable; a copy of hidden checks left world-readable in a system folder
+would be readable; this is no defence against Linux kernel exploits.
 """
 import ctypes
 import json
