@@ -209,9 +209,10 @@ def build_initramfs(root, kver, out_path):
             .replace("@AGENT_EXITED@", AGENT_EXITED))
     # Compile the stdlib once here when this Python has the guest's bytecode format (3.11), as
     # sourceless x.pyc files: the guest then imports without compiling, from a smaller initramfs.
+    # One worker: this may run inside a notebook kernel, where forking worker processes is unsafe.
     stdlib = os.path.join(root, "usr", "lib", "python3.11")
     if sys.version_info[:2] == (3, 11):
-        compileall.compile_dir(stdlib, ddir="/usr/lib/python3.11", quiet=2, workers=0, legacy=True,
+        compileall.compile_dir(stdlib, ddir="/usr/lib/python3.11", quiet=2, workers=1, legacy=True,
                                rx=re.compile(r"/usr/lib/python3\.11/(" + "|".join(STDLIB_SKIP) + r")/"))
     tmp = out_path + ".part"
     with open(tmp, "wb") as f:
