@@ -60,3 +60,34 @@ def test_widgets_draw_what_the_board_says(board):
     inspector = Inspector(board, "1c090000.serial", auto=False)
     assert "uart-pl011" in inspector.html.value and "1c1d0000.gpio" in inspector.html.value
     assert "no IOMMU translates" in to_html(plat.describe(board, "1c170000.rtc"))
+
+
+def test_widgets_made_again_replace_the_old_ones(board):
+    class Events:
+        def __init__(self):
+            self.callbacks = []
+
+        def register(self, name, callback):
+            self.callbacks.append(callback)
+
+        def unregister(self, name, callback):
+            self.callbacks.remove(callback)
+
+    class Shell:
+        events = Events()
+
+    import IPython
+    original = IPython.get_ipython
+    IPython.get_ipython = lambda: Shell
+    try:
+        first = BusGraph(board)
+        BusGraph(board)                              # the same cell run again
+        assert len(Shell.events.callbacks) == 1
+        with vfiolab.open_board("sim") as fresh:     # setup run again: lab_board(fresh=True)
+            BusGraph(fresh)
+            Inspector(fresh)
+            Inspector(fresh, "1c090000.serial")      # another device: both stay live
+            assert len(Shell.events.callbacks) == 3
+        assert first._shell is None
+    finally:
+        IPython.get_ipython = original

@@ -12,12 +12,30 @@ moment, which keeps showing that moment when the notebook is read later. All it 
 """
 import html
 import re
+import weakref
 
 from .. import platform as plat
 
 VFIO_COLOUR, HOST_COLOUR, OVERRIDE_COLOUR = "#d4620f", "#1f5fa8", "#8250df"
 VIABLE, NOT_VIABLE = "#1a7f37", "#cf222e"
 BUS_COLOUR = {"platform": "#eef3fb", "amba": "#fdf3e7", "pci": "#eefaf0"}
+_watching = weakref.WeakSet()
+
+
+def replaced(old, new):
+    """Whether widget `new` takes over from `old`: its board was replaced by a fresh one of the same
+    kind (vfiolab.lab_board(fresh=True)), or the same view was made again (a cell run twice)."""
+    if old.board is not new.board:
+        return getattr(old.board, "kind", None) == getattr(new.board, "kind", None)
+    return old.same_view(new)
+
+
+def take_over(new):
+    """Stop the widgets `new` replaces redrawing after every cell; watch `new` instead."""
+    for old in list(_watching):
+        if type(old) is type(new) and replaced(old, new):
+            old.stop()
+    _watching.add(new)
 
 
 def interesting(row):
@@ -83,7 +101,11 @@ class BusGraph:
         self._drawn = None
         self.refresh()
         if auto:
+            take_over(self)
             self._watch()
+
+    def same_view(self, other):
+        return (self.buses, self.show, self.title) == (other.buses, other.show, other.title)
 
     def state(self):
         rows = [r for r in plat.inventory(self.board, self.buses) if self.show(r)]
@@ -138,6 +160,7 @@ class BusGraph:
             except ValueError:
                 pass
             self._shell = None
+        _watching.discard(self)
 
     def _ipython_display_(self):
         from IPython.display import display

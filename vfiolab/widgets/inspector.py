@@ -11,6 +11,7 @@ vfiolab.platform.describe().
 import html
 
 from .. import platform as plat
+from .busgraph import _watching, take_over
 from .memory import BOX, MONO
 
 VIABLE, NOT_VIABLE, MUTED = "#1a7f37", "#cf222e", "#6e7781"
@@ -80,9 +81,14 @@ class Inspector:
                                                                       padding="4px"))
         self.picker.observe(lambda change: self.refresh(), names="value")
         self._shown = None
+        self._first_device = self.picker.value
         self.refresh()
         if auto:
+            take_over(self)
             self._watch()
+
+    def same_view(self, other):
+        return self._first_device == other._first_device
 
     @property
     def device(self):
@@ -126,6 +132,7 @@ class Inspector:
             except ValueError:
                 pass
             self._shell = None
+        _watching.discard(self)
 
     def _ipython_display_(self):
         from IPython.display import display
