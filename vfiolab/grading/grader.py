@@ -8,8 +8,7 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import subprocess
+import multiprocessing
 import sys
 import tempfile
 import time
@@ -136,24 +135,42 @@ def _run_isolated(job, prepared, limits, out, work, prints_path, hide):
                    "notebook_timeout": limits.notebook_timeout, "hide": hide,
                    "result": raw_path, "executed": executed, "prints_path": prints_path,
                    "roots": library_roots()}, f)
-    log = open(os.path.join(work, "logs", name + ".log"), "w")
-    process = subprocess.Popen([sys.executable, "-m", "vfiolab.grading.runner", job_path],
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        # The runner enforces the limits itself; this is the backstop if it cannot.
-        process.wait(timeout=limits.notebook_timeout + limits.cell_timeout + 120)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    log = os.path.join(work, "logs", name + ".log")
+    # A fresh process per notebook, forked from a server that has nbclient imported already.
+    process = _forkserver().Process(target=_runner_main, args=(job_path, log), daemon=True)
+    process.start()
+    # The runner enforces the limits itself; this is the backstop if it cannot.
+    process.join(timeout=limits.notebook_timeout + limits.cell_timeout + 120)
+    if process.is_alive():
+        process.kill()  # its sandboxed kernel follows (parent-death signal)
+        process.join()
         return {"status": "timeout", "notes": ["the grader's runner did not finish in time"]}
-    finally:
-        log.close()
     try:
         with open(raw_path) as f:
             return json.load(f)
     except (OSError, ValueError):
-        return {"status": "error", "notes": [f"the runner exited with status {process.returncode} "
-                                             f"and no result (log: {log.name})"]}
+        return {"status": "error", "notes": [f"the runner exited with status {process.exitcode} "
+                                             f"and no result (log: {log})"]}
+
+
+_context = None
+
+
+def _forkserver():
+    global _context
+    if _context is None:
+        _context = multiprocessing.get_context("forkserver")
+        _context.set_forkserver_preload(["nbclient", "nbformat", "vfiolab.grading.runner"])
+    return _context
+
+
+def _runner_main(job_path, log):
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.setsid()  # its own session: a learner's stray signal to the group reaches no grader
+    from .runner import main
+    main([job_path])
 
 
 def grade_one(job, prepared, limits, out, work, prints_path, hide):

@@ -162,6 +162,7 @@ def _become_nobody(scratch):
 
 
 def main(argv):
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # a killed runner takes us along
     config_path, kernel_argv = argv[0], argv[argv.index("--") + 1:]
     with open(config_path) as f:
         config = json.load(f)
