@@ -223,6 +223,24 @@ def test_dma_round_trip_through_the_smmu_with_msi_on_an_eventfd(board, edu):
         assert unmap.size == 8192
 
 
+def test_an_msi_wakes_asyncio(board, edu):
+    """The MSI's eventfd is a real fd here: an asyncio loop waits on it like on any socket."""
+    import asyncio
+
+    async def wait_for_msi():
+        loop = asyncio.get_running_loop()
+        arrived = loop.create_future()
+        loop.add_reader(edu.msi, lambda: arrived.done() or arrived.set_result(os.eventfd_read(edu.msi)))
+        try:
+            edu.dma(EDU_BUFFER, EDU_BUFFER + 0x200, 16, to_ram=False, wait=False)
+            return await asyncio.wait_for(arrived, 5)
+        finally:
+            loop.remove_reader(edu.msi)
+
+    assert asyncio.run(wait_for_msi()) == 1
+    edu.bar0.write32(0x64, edu.bar0.read32(0x24))
+
+
 def test_dma_to_an_unmapped_iova_faults_in_the_smmu(board, edu):
     buf = board.alloc(4096)
     buf[0:16] = b"\xAA" * 16
