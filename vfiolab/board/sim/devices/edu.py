@@ -56,9 +56,11 @@ class Edu(DeviceModel):
         if offset == LIVENESS:
             self.liveness = value
         elif offset == FACTORIAL:
+            # QEMU multiplies in 32 bits; from 34! on, 2^32 divides n!, so the answer is 0.
             result = 1
-            for k in range(2, value + 1):
+            for k in range(2, (value & 0xFFFFFFFF) + 1 if value < 34 else 0):
                 result = (result * k) & 0xFFFFFFFF
+            result = result if value < 34 else 0
             self.factorial = result
             if self.status & STATUS_IRQFACT:
                 self.raise_irq(FACT_IRQ)
