@@ -36,9 +36,9 @@ def driver_of(board, device):
         return None
 
 
-def compatible_of(board, device):
+def compatible_of(board, device, bus=None):
     """The device-tree compatible strings of a device (empty for devices without a DT node)."""
-    bus = bus_of(board, device)
+    bus = bus or bus_of(board, device)
     try:
         raw = board.sysfs_read(f"/sys/bus/{bus}/devices/{device}/of_node/compatible")
     except (FileNotFoundError, NotADirectoryError):
@@ -48,7 +48,7 @@ def compatible_of(board, device):
 
 def find_by_compatible(board, compatible):
     """Every device, on any bus, whose DT node lists `compatible`."""
-    return [dev for bus in BUSES for dev in devices(board, bus) if compatible in compatible_of(board, dev)]
+    return [dev for bus in BUSES for dev in devices(board, bus) if compatible in compatible_of(board, dev, bus)]
 
 
 def iommu_group(board, device):
