@@ -56,7 +56,12 @@ def graded(tmp_path_factory):
     hunt = f"""
 import glob, os
 found = []
-for path in [{hidden_path!r}] + glob.glob("/tmp/**/hidden_checks.py", recursive=True) \\
+import vfiolab
+checkout = os.path.dirname(os.path.dirname(vfiolab.__file__))
+for path in [{hidden_path!r}, {os.path.join(SAMPLE, "hidden_checks.py")!r}] \\
+        + glob.glob("/tmp/**/hidden_checks.py", recursive=True) \\
+        + glob.glob(checkout + "/labs/*/hidden_checks.py") \\
+        + glob.glob(checkout + "/tests/**/hidden_checks.py", recursive=True) \\
         + glob.glob({str(root)!r} + "/**/*.py", recursive=True):
     try:
         text = open(path).read()

@@ -4,7 +4,7 @@ After the learner's cells the grader executes one cell of its own. It carries, a
 tamper check (tamper.py's source), the fingerprints of installed vfiolab, a one-time nonce and the
 lab's public checks.py; so none of it comes from a file or a module the notebook could have changed.
 The cell verifies the loaded code, runs the lab's observers on the notebook's namespace, verifies
-again (observers call learner code), and displays one JSON output tagged with the nonce. The grader
+again (observers call learner code, and the collector's own module was imported in between), and displays one JSON output tagged with the nonce. The grader
 reads only that output of that cell, and judges it in its own process.
 """
 import os
@@ -36,9 +36,7 @@ def _vfiolab_grader_cell():
     problems = t["find_tampering"](prints, "vfiolab", roots)
     data = {}
     if not problems:
-        from vfiolab.grading.collector import observe_notebook
-        problems = t["find_tampering"](prints, "vfiolab", roots)
-    if not problems:
+        from vfiolab.grading.collector import observe_notebook  # verified again below
         data = observe_notebook(@CHECKS@, get_ipython().user_ns)
         problems = t["find_tampering"](prints, "vfiolab", roots)
     display({@MIME@: {"nonce": @NONCE@, "tampering": problems,

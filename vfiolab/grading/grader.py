@@ -204,8 +204,10 @@ def _grade_one(job, prepared, limits, out, work, prints_path, hide):
         notes.append("warning for the instructor: the kernel ran without isolation "
                      f"({run['isolation'].get('why', '')})")
     results = judge_run(prepared, run)
-    return gradebook.record(job.learner, job.lab, os.path.basename(job.notebook), sha256(job.notebook),
-                            run["status"], notes, results)
+    rec = gradebook.record(job.learner, job.lab, os.path.basename(job.notebook), sha256(job.notebook),
+                           run["status"], notes, results)
+    rec["phases"] = run.get("phases", {})  # where the time went, for the instructor
+    return rec
 
 
 def grade_class(submissions, out, labs, jobs=None, limits=Limits(), regrade=False, stream=None):

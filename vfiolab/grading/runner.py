@@ -119,8 +119,10 @@ def run_notebook(job, nb):
     watchdog = Watchdog(client)
     nonce = secrets.token_hex(16)
     start = time.monotonic()
+    phases = result["phases"] = {}
     try:
         with client.setup_kernel():
+            phases["kernel start"] = round(time.monotonic() - start, 3)
             watchdog.arm(job["notebook_timeout"])
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
@@ -143,6 +145,7 @@ def run_notebook(job, nb):
                                                + (" (interrupted: over the per-cell time limit)"
                                                   if output.get("ename") == "KeyboardInterrupt" else ""))
             else:
+                phases["cells"] = round(time.monotonic() - start - phases["kernel start"], 3)
                 watchdog.arm(job["cell_timeout"] + 15)
                 collector = nbformat.v4.new_code_cell(collector_source(
                     job["checks_source"], nonce, job["prints"], job["roots"]))
@@ -153,6 +156,7 @@ def run_notebook(job, nb):
                 except DeadKernelError:
                     snapshot = None
                 nb.cells.pop()
+                phases["observe"] = round(time.monotonic() - start - sum(phases.values()), 3)
                 if snapshot is None:
                     result.update(status="no-observation", notes=result["notes"] + [
                         "the notebook's state could not be observed after its last cell (the "
@@ -162,6 +166,8 @@ def run_notebook(job, nb):
                     if snapshot[1]:
                         result["status"] = "tampered"
             watchdog.disarm()
+            shutdown_from = time.monotonic()
+        phases["kernel stop"] = round(time.monotonic() - shutdown_from, 3)
     except Exception as e:  # a kernel that cannot start: the grader's problem, said plainly
         result.update(status="error", notes=[f"the grader could not run the notebook: "
                                              f"{type(e).__name__}: {e}"])
