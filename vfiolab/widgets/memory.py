@@ -13,7 +13,7 @@ BOX = ("font-family:var(--jp-ui-font-family,sans-serif);font-size:13px;border:1p
        "border-radius:4px;padding:6px 8px;margin:2px 0")
 MONO = "font-family:var(--jp-code-font-family,monospace);font-size:12px"
 CELL = "padding:1px 8px;border-bottom:1px solid #eee;text-align:left;vertical-align:top"
-GREEN, GREY, RED = "#2da44e", "#d0d7de", "#cf222e"
+GREEN, GREY, RED, AMBER = "#2da44e", "#d0d7de", "#cf222e", "#9a6700"
 
 
 def table(headers, rows, colour=None, escape=True):
@@ -87,7 +87,7 @@ class MemoryDiff:
             verdict = (f"<span style='color:{GREEN};font-weight:bold'>all {self.length} bytes "
                        "match</span>")
         else:
-            verdict = (f"<span style='color:{RED};font-weight:bold'>the first {first} bytes match; "
+            verdict = (f"<span style='color:{AMBER};font-weight:bold'>the first {first} bytes match; "
                        f"first difference at +0x{first:x}; {self.length - same} of {self.length} "
                        "bytes differ</span>")
         self.html.value = (f"<div style='{BOX}'><b>{html.escape(self.title)}</b> "

@@ -139,7 +139,7 @@ class PL330Panel:
         for i in range(self.events):
             on, enabled, raised = ris >> i & 1, inten >> i & 1, mis >> i & 1
             colour = RED if raised else AMBER if on else "#eee"
-            label = "IRQ raised" if raised else "event set" if on else "-"
+            label = "IRQ raised" if raised else "event set" if on else "quiet"
             cells.append(f"<td style='padding:1px 6px;text-align:center;background:{colour};"
                          f"color:{'white' if raised else 'black'}'>E{i}<br><small>"
                          f"{'INTEN' if enabled else 'no INTEN'}<br>{label}</small></td>")
