@@ -89,7 +89,7 @@ def observe_give_to_vfio(ns):
         for dev in ("fff50000.ethernet", "0000:00:02.0"):
             result = _attempt(give, sim, dev)
             result["driver"] = plat.driver_of(sim, dev)
-            result["override"] = sim.sysfs_read(f"/sys/bus/{plat.bus_of(sim, dev)}/devices/{dev}/driver_override").strip()
+            result["override"] = plat.driver_override(sim, dev)
             out[dev] = result
     return out
 

@@ -8,7 +8,8 @@ red when it is not.
 
 The widget redraws by itself after every cell you run, if anything it shows changed (a bind, an
 unbind, a new driver_override); refresh() redraws now. snapshot() gives a still picture of one
-moment, which keeps showing that moment when the notebook is read later. All it shows comes from vfiolab.platform (inventory, driver_override, group_viable).
+moment, which keeps showing that moment when the notebook is read later. All it shows comes from
+vfiolab.platform (inventory, driver_override, group_viable).
 """
 import html
 import re
