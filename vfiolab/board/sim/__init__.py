@@ -53,6 +53,9 @@ KERNEL_CHANGES = {
     "type1_nesting_extension": ((6, 7), "VFIO_TYPE1_NESTING_IOMMU reported until its removal"),
 }
 PAGE_SIZE = 4096
+# Device work done per system call: up to ROUNDS steps of BUDGET cycles each, per device. Bounded,
+# so a program that never ends (a DMALPFE loop with no peripheral) cannot hang a call.
+SERVICE_ROUNDS, SERVICE_BUDGET = 16, 1 << 16
 
 
 def _require_int(value, what):
@@ -178,8 +181,8 @@ class SimBoard:
             for vdev in group.devices:
                 vdev.service() if hasattr(vdev, "service") else None
         for device in self.topology.devices:
-            for _ in range(64):
-                if not device.model.step(1000):
+            for _ in range(SERVICE_ROUNDS):
+                if not device.model.step(SERVICE_BUDGET):
                     break
         self.ring_doorbells()
 
