@@ -159,7 +159,7 @@ def holey_bus(log, seed):
     def translate(ctx, addr, length, access):
         page = addr >> 12
         if addr >= MEM or page in holes:
-            log.append((addr, access))
+            log.append((addr, length[0], access))   # an IOMMU logs all three
             return ffi.NULL
         end = addr + length[0]
         limit = (page + 1) << 12

@@ -680,8 +680,8 @@ static int ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
  * ask again). The loop's code is [code, code + code_len): a copy that would rewrite it, a short
  * translation or an overlap without DMARMB is left to stepping. */
 static uint64_t copy_iterations(struct vfl_pl330 *d, struct thread *t, uint64_t bytes,
-                                uint64_t max_iters, int rmb, uint32_t code, uint64_t code_len,
-                                uint32_t *bus_error)
+                                uint64_t src_beat, uint64_t dst_beat, uint64_t max_iters,
+                                int rmb, uint32_t code, uint64_t code_len, uint32_t *bus_error)
 {
     uint64_t done = 0;
     *bus_error = 0;
@@ -693,21 +693,25 @@ static uint64_t copy_iterations(struct vfl_pl330 *d, struct thread *t, uint64_t 
             want = room / bytes * bytes;
         if (!want)
             break;
-        uint64_t slen = want, dlen = want;
-        uint8_t *src = d->bus.translate(d->bus.ctx, t->sar, &slen, VFL_BUS_READ);
-        if (!src) {
+        /* Ask first for one beat, as stepping would: if that faults, the bus logs exactly the
+         * fault stepping would have caused. Only then ask for the whole run. */
+        uint64_t slen = src_beat, dlen = dst_beat;
+        if (!d->bus.translate(d->bus.ctx, t->sar, &slen, VFL_BUS_READ)) {
             *bus_error = F_READ;
             break;
         }
-        if (slen < bytes)
+        slen = want;
+        uint8_t *src = d->bus.translate(d->bus.ctx, t->sar, &slen, VFL_BUS_READ);
+        if (!src || slen < bytes)
             break;                /* the burst straddles a mapping boundary: step it */
-        if (dlen > slen)
-            dlen = slen;
-        uint8_t *dst = d->bus.translate(d->bus.ctx, t->dar, &dlen, VFL_BUS_WRITE);
-        if (!dst) {
+        if (!d->bus.translate(d->bus.ctx, t->dar, &dlen, VFL_BUS_WRITE)) {
             *bus_error = F_WRITE;
             break;
         }
+        dlen = slen < want ? slen : want;
+        uint8_t *dst = d->bus.translate(d->bus.ctx, t->dar, &dlen, VFL_BUS_WRITE);
+        if (!dst)
+            break;
         uint64_t k = (slen < dlen ? slen : dlen) / bytes;
         if (k > max_iters - done)
             k = max_iters - done;
@@ -773,7 +777,8 @@ static uint64_t fast_loop(struct vfl_pl330 *d, struct thread *t)
         return 0;
     uint64_t code_len = (uint64_t)end + 2, left = (uint64_t)t->lc[lc] + 1;
     uint32_t bus_error;
-    uint64_t done = copy_iterations(d, t, bytes, left, rmb, start, code_len, &bus_error);
+    uint64_t done = copy_iterations(d, t, bytes, 1u << ss, 1u << ds, left, rmb, start, code_len,
+                                    &bus_error);
     uint64_t total = done;
     /* From here the thread is at the body's start with the loop counter showing the iterations
      * left, or (all done) just past the DMALPEND. */
@@ -791,8 +796,8 @@ static uint64_t fast_loop(struct vfl_pl330 *d, struct thread *t)
             lp[0] == (0x20 | lc << 1) && outer[0] == (0x38 | other << 2) &&
             outer[1] == code_len + 2 && t->lc[other]) {
             uint64_t inner = (uint64_t)lp[1] + 1, outer_left = t->lc[other];
-            uint64_t more = copy_iterations(d, t, bytes, outer_left * inner, rmb, start - 2,
-                                            code_len + 4, &bus_error);
+            uint64_t more = copy_iterations(d, t, bytes, 1u << ss, 1u << ds, outer_left * inner,
+                                            rmb, start - 2, code_len + 4, &bus_error);
             total += more;
             if (more == outer_left * inner) {
                 t->lc[other] = 0;
