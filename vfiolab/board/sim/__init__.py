@@ -83,6 +83,7 @@ class SimBoard:
         self.reset_required = bool(reset_required)
         self._log = []
         self._booted = time.monotonic()
+        self._faults_logged = 0
         self._files = {}          # fd -> File (sim files, each on a placeholder fd)
         self._eventfds = set()    # real eventfds handed out by board.eventfd()
         self._mappings = []
@@ -167,8 +168,37 @@ class SimBoard:
             return {}
         return container.iommu.msi_pages
 
+    def _log_faults(self):
+        """Log new SMMU faults as the SMMU driver does (arm_smmu_evtq_thread for SMMUv3,
+        arm_smmu_context_fault for SMMUv2 / MMU-500), so dmesg shows them as on real hardware."""
+        from vfiolab._hw import lib
+        total = lib.vfl_smmu_fault_count(self.smmu._ptr)
+        if total < self._faults_logged:
+            self._faults_logged = 0                       # the log was cleared
+        new = total - self._faults_logged
+        if not new:
+            return
+        self._faults_logged = total
+        smmu = next((d for d in self.topology.devices
+                     if {"arm,smmu-v3", "arm,mmu-500", "arm,smmu-v2"} & set(d.compatible)), None)
+        name = smmu.name if smmu else "smmu"
+        for f in self.smmu.faults()[-new:]:
+            if smmu is not None and "arm,smmu-v3" in smmu.compatible:
+                code = {"no domain": 0x04, "translation": 0x10, "permission": 0x13}.get(f.reason, 0x10)
+                words = [code | f.stream << 32, (1 << 35) if f.access != "write" else 0, f.iova, 0]
+                self.log(f"arm-smmu-v3 {name}: event 0x{code:02x} received:")
+                for word in words:
+                    self.log(f"arm-smmu-v3 {name}: \t0x{word:016x}")
+            else:
+                fsr = 0x8 if f.reason == "permission" else 0x2           # PF or TF
+                fsynr = 0x10 if f.access == "write" else 0x0             # FSYNR0.WNR
+                self.log(f"arm-smmu {name}: Unhandled context fault: fsr=0x{fsr:x}, iova=0x{f.iova:08x}, "
+                         f"fsynr=0x{fsynr:x}, cbfrsynra=0x{f.stream:x}, cb=0")
+
     def ring_doorbells(self):
-        """Deliver the DMA writes that reached MSI doorbell pages (see interrupts.py)."""
+        """Deliver the DMA writes that reached MSI doorbell pages (see interrupts.py), and log
+        the faults the latest accesses caused."""
+        self._log_faults()
         for stream, iova, data in self.smmu.take_doorbell_writes():
             device = self._stream_devices.get(stream)
             target = self.msi_pages_for(device).get(iova & ~0xFFF) if device else None

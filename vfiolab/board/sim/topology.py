@@ -126,6 +126,11 @@ class Topology:
     def _populate(self, node, parent_path):
         if not node.compatible or not self._enabled(node):
             return
+        if node.has("interrupt-controller"):
+            # The GIC is set up by of_irq_init (IRQCHIP_DECLARE), which marks its node populated:
+            # no platform device, for it or its ITS / v2m children. Their MSI role stays.
+            self._msi_controllers_of(node)
+            return
         name = _unit_name(node)
         bus = "amba" if "arm,primecell" in node.compatible else "platform"
         dev = self._add(bus, name, node, f"{parent_path}/{name}")
@@ -139,7 +144,9 @@ class Topology:
                 self._populate(child, dev.sysfs_path)
         if "pci-host-ecam-generic" in node.compatible:
             self._populate_pci(node, dev)
-        for child in node.children:
+
+    def _msi_controllers_of(self, gic):
+        for child in gic.children:
             if any(c in ("arm,gic-v3-its", "arm,gic-v2m-frame") for c in child.compatible) \
                     and self._enabled(child):
                 self.msi_controllers.append(child)

@@ -17,7 +17,9 @@ class DevicePort:
     def dma_read(self, addr, length):
         if self.stream is None:
             return None
-        return self._board.smmu.dma_read(self.stream, addr, length)
+        data = self._board.smmu.dma_read(self.stream, addr, length)
+        self._board.ring_doorbells()
+        return data
 
     def dma_write(self, addr, data):
         if self.stream is None:
