@@ -17,7 +17,20 @@ The board is built in layers, one module each: devicetree (parse the .dts), topo
 buses, IOMMU groups), drivers (binding rules), sysfs/vfs (the files), vfio_* (container, group,
 device, type1), iommu (the C SMMU model), interrupts (lines and MSI doorbells), pci (config
 space), devices/ (the hardware models and their plug-in interface), memory (alloc and pinning).
-Beyond the contract: board.iommu_faults(), board.dmesg(), board.model(name), board.device(name).
+Beyond the contract: board.iommu_faults(), board.clear_iommu_faults(), board.dmesg() (one str, as
+the host and qemu boards give it), board.model(name), board.device(name).
+
+Checked against the real kernel: tests/scenarios.py passes unchanged on the qemu board (Debian's
+6.1 arm64 kernel, edu through vfio-pci). Where the sim knowingly differs from a real kernel:
+  - unbinding a device whose VFIO fd is open fails with EBUSY (the kernel blocks until the fd is
+    closed, and signals the REQ IRQ); a sim call never blocks;
+  - an int passed to an ioctl that takes a pointer is EFAULT (it would be a user address);
+  - MAP_DMA accepts only board.alloc() memory (EFAULT otherwise), where the kernel pins any
+    mapped page of the process;
+  - IOMMU groups exist from boot; a 6.1 kernel with a modular SMMU driver makes a device's group
+    when a driver first probes it (so unbound edu has no iommu_group link there yet);
+  - a PCI function's `irq` attribute and PCI_INTERRUPT_LINE show the GIC INTID, not Linux's virq;
+  - no dirty-page tracking, migration or low-power device features.
 """
 import errno
 import mmap as _mmap
