@@ -436,3 +436,23 @@ def test_msi_without_a_mapped_doorbell_faults():
         assert b.poll([s.msi], 0) == []
         assert b.iommu_faults()[-1].iova == 0x8000040 and b.iommu_faults()[-1].access == "write"
         s.close()
+
+
+def test_faults_are_logged_as_the_smmu_driver_prints_them():
+    from vfiolab.board.qemu import smmu_events
+    with vfiolab.open_board("sim", layout="virt") as b:
+        port = b.model("0000:00:01.0").port
+        port.dma_write(0x900000, b"x")
+        assert "arm-smmu-v3 9050000.smmuv3: event 0x04 received:" in b.dmesg()   # no domain yet
+        b.clear_iommu_faults()
+        with Session(b, scenarios.edu(b)):
+            port.dma_write(0x900000, b"x")
+            port.dma_read(0x900000, 4)
+            logged = smmu_events.parse(b.dmesg())[-2:]
+            assert [(f.stream, f.device, f.iova, f.access, f.reason) for f in logged] == \
+                [(f.stream, f.device, f.iova, f.access, f.reason) for f in b.iommu_faults()] == \
+                [(8, "0000:00:01.0", 0x900000, "write", "translation"),
+                 (8, "0000:00:01.0", 0x900000, "read", "translation")]
+    with vfiolab.open_board("sim") as b:
+        b.model("2c0a0000.dma").port.dma_read(0x1000, 4)
+        assert "arm-smmu 2b400000.iommu: Unhandled context fault: fsr=0x2, iova=0x00001000" in b.dmesg()
