@@ -290,8 +290,9 @@ def copies_landed(seen):
 def event_cleared(seen):
     """memcpy_wait cleared the event (INTCLR): INT_EVENT_RIS bit 0 is clear."""
     copies_landed(seen)
-    expect(not seen["ex3"]["ris"] & 1 << EVENT, "INT_EVENT_RIS still has event 0 set: write "
-           "1 << EVENT to INTCLR once the interrupt came")
+    expect(not seen["ex3"]["ris"] & 1 << EVENT, "INT_EVENT_RIS still has event 0 set after the two "
+           "copies: memcpy_wait must write 1 << EVENT to INTCLR once the interrupt came (and unmask "
+           "the line, or the second wait never sees its interrupt)")
 
 
 def _sg_expected():
