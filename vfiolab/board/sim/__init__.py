@@ -42,7 +42,6 @@ from . import devicetree
 from .devices import DevicePort, model_for
 from .drivers import HOST_DRIVERS, Driver, DriverCore
 from .errors import kernel_error
-from .eventfds import is_eventfd
 from .files import AttrFile, DirFile
 from .interrupts import InterruptController
 from .iommu import Smmu
@@ -222,7 +221,7 @@ class SimBoard:
         """What the kernel does asynchronously, done at each call: virqfds, queued device work."""
         for group in self.vfio.groups.values():
             for vdev in group.devices:
-                vdev.service() if hasattr(vdev, "service") else None
+                vdev.service()
         for device in self.topology.devices:
             for _ in range(SERVICE_ROUNDS):
                 if not device.model.step(SERVICE_BUDGET):

@@ -19,8 +19,6 @@ NUL-separated strings ("arm,pl330\\0arm,primecell\\0"), `reg` and `interrupts` a
 them as UTF-8 with replacement, exactly like the host board does with a real kernel's files.
 """
 import errno
-import posixpath
-import struct
 
 from .errors import kernel_error
 

@@ -11,7 +11,6 @@ end of the object is the end of memory, so reading or writing past it is EFAULT 
 """
 import ctypes
 import errno
-import os
 import struct
 
 from .errors import kernel_error

@@ -102,6 +102,9 @@ class VfioDevice:
     def request(self):
         """The kernel asks user space to release the device (REQ IRQ on vfio-pci)."""
 
+    def service(self):
+        """Asynchronous work done at each board call (virqfd eventfds)."""
+
     # -- the file ---------------------------------------------------------------------------------
     def open_file(self):
         """vfio_device_open: the first open runs open_device."""
@@ -296,6 +299,3 @@ def region_info(vdev, buf):
     buf.write(4, struct.pack("<IIIQQ", region.flags, index, 0, region.size, index << OFFSET_SHIFT))
     return 0
 
-
-def user_arg(arg, what):
-    return user_pointer(arg, what)
