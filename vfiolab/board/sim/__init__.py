@@ -218,15 +218,20 @@ class SimBoard:
                 self.interrupts.ring(device, target + (iova & 0xFFF), int.from_bytes(data[:4], "little"))
 
     def service(self):
-        """What the kernel does asynchronously, done at each call: virqfds, queued device work."""
+        """What the kernel does asynchronously, done at each call: virqfds, queued device work.
+        True while some device still has work queued."""
         for group in self.vfio.groups.values():
             for vdev in group.devices:
                 vdev.service()
+        busy = False
         for device in self.topology.devices:
             for _ in range(SERVICE_ROUNDS):
                 if not device.model.step(SERVICE_BUDGET):
                     break
+            else:
+                busy = True
         self.ring_doorbells()
+        return busy
 
     def _file(self, fd):
         _require_int(fd, "fd")
@@ -341,11 +346,17 @@ class SimBoard:
             _require_int(fd, "fd")
         if timeout_ms is not None:
             _require_int(timeout_ms, "timeout_ms")
-        self.service()
         poller = select.poll()
         for fd in fds:
             poller.register(fd, select.POLLIN)
-        ready = dict(poller.poll(timeout_ms))
+        deadline = None if timeout_ms is None or timeout_ms < 0 else time.monotonic() + timeout_ms / 1000
+        # Devices keep working while we wait, as hardware would: poll in slices while they are busy.
+        while True:
+            busy = self.service()
+            left = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            ready = dict(poller.poll(0 if busy else left))
+            if ready or not busy or left == 0:
+                break
         bad = [fd for fd, ev in ready.items() if ev & select.POLLNVAL]
         if bad:
             raise kernel_error(errno.EBADF, f"fd {bad[0]} is not open")
