@@ -178,12 +178,9 @@ WHY_REAL_DIFFERS = {
         "edu has no iommu_group link yet; the sim models a kernel that makes the group when the "
         "device is added (newer IOMMU cores do). Checked from the real side below.",
 }
-# Differences that are sim bugs, reported to the sim's owner: expected to fail until fixed.
-KNOWN_SIM_BUGS = {
-    "fault logged as an SMMU event":
-        "the sim records the fault (board.iommu_faults()) but does not log arm-smmu-v3's "
-        "'event 0x10 received' lines in dmesg, as arm_smmu_evtq_thread does",
-}
+# Differences that are sim bugs, expected to fail until fixed. (The two found so far, the SMMU
+# event lines in dmesg and a platform device for the GIC, are fixed in the sim.)
+KNOWN_SIM_BUGS = {}
 
 OBSERVED = ["pci devices", "edu attributes", "edu bound before", "edu iommu_group before binding",
             "edu driver", "driver_override after",
@@ -213,12 +210,10 @@ def test_real_kernel_6_1_has_no_group_before_binding(pair):
     assert real["edu iommu_group before binding"] is False
 
 
-@pytest.mark.xfail(reason="sim bug: the virt twin lists 8000000.intc as a platform device; Linux "
-                          "initialises the GIC through IRQCHIP_DECLARE (of_irq_init) and never "
-                          "creates a platform device for it")
 def test_sim_platform_devices_are_real_ones(pair):
     """The virt twin is kept small: each of its platform/amba devices must exist, so named and
-    driven by the same driver, on the real virt machine."""
+    driven by the same driver, on the real virt machine. (Linux initialises the GIC through
+    IRQCHIP_DECLARE, of_irq_init, and never creates a platform device for it.)"""
     (_, sim), (_, real) = pair
     differences = {key: (driver, real.get(key, "absent")) for key, driver in sim.items()
                    if real.get(key, "absent") != driver}
