@@ -39,7 +39,62 @@ def _libc():
 _MAP_FAILED = ctypes.c_void_p(-1).value
 
 
-class RegisterMapping:
+class RegisterWindow:
+    """What every board's mmap returns: read8/16/32/64(off) and write8/16/32/64(off, value).
+
+    Each access is one load or store of exactly that width. A bad offset or value is a ValueError
+    or TypeError here, where a real process would die of SIGSEGV or SIGBUS: Python should not die
+    of a typo. A board supplies `length`, `prot`, `closed`, `_load(width, off)` and
+    `_store(width, off, value)`; the checks are the same on every board.
+    """
+    length = 0
+    prot = mmap.PROT_READ | mmap.PROT_WRITE
+
+    def _check(self, off, width):
+        if self.closed:
+            raise ValueError("the mapping is closed")
+        if not isinstance(off, int) or isinstance(off, bool):
+            raise TypeError(f"register offset must be an int, not {type(off).__name__}")
+        nbytes = width // 8
+        if off < 0 or off + nbytes > self.length:
+            raise ValueError(f"offset {off:#x} (+{nbytes}) is outside the {self.length:#x}-byte mapping")
+        if off % nbytes:
+            raise ValueError(f"offset {off:#x} is not {nbytes}-byte aligned (device memory faults "
+                             "on unaligned accesses)")
+
+    def read(self, width, off):
+        self._check(off, width)
+        if not self.prot & mmap.PROT_READ:
+            raise ValueError("the mapping is not readable (SIGSEGV)")
+        return self._load(width, off)
+
+    def write(self, width, off, value):
+        self._check(off, width)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"register value must be an int, not {type(value).__name__}")
+        if value < 0 or value >> width:
+            raise ValueError(f"value {value:#x} does not fit in {width} bits")
+        if not self.prot & mmap.PROT_WRITE:
+            raise ValueError("the mapping is read-only (SIGSEGV)")
+        self._store(width, off, value)
+
+    def read8(self, off): return self.read(8, off)
+    def read16(self, off): return self.read(16, off)
+    def read32(self, off): return self.read(32, off)
+    def read64(self, off): return self.read(64, off)
+    def write8(self, off, value): self.write(8, off, value)
+    def write16(self, off, value): self.write(16, off, value)
+    def write32(self, off, value): self.write(32, off, value)
+    def write64(self, off, value): self.write(64, off, value)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RegisterMapping(RegisterWindow):
     """A device region mapped with mmap(2): read8/16/32/64(off), write8/16/32/64(off, value).
 
     mmap is called through libc (not Python's mmap module) so that any protection works, a
@@ -62,44 +117,14 @@ class RegisterMapping:
             raise OSError(code, os.strerror(code))
         self._base = address
 
-    def _register(self, off, width):
-        if self._base is None:
-            raise ValueError("the mapping is closed")
-        if not isinstance(off, int) or isinstance(off, bool):
-            raise TypeError(f"register offset must be an int, not {type(off).__name__}")
-        nbytes = width // 8
-        if off < 0 or off + nbytes > self.length:
-            # Real hardware would answer with SIGBUS/SIGSEGV; Python should not die of a typo.
-            raise ValueError(f"offset {off:#x} (+{nbytes}) is outside the {self.length:#x}-byte mapping")
-        if off % nbytes:
-            raise ValueError(f"offset {off:#x} is not {nbytes}-byte aligned (device memory faults "
-                             "on unaligned accesses)")
+    def _register(self, width, off):
         return _WIDTH_TYPES[width].from_address(self._base + off)
 
-    def read(self, width, off):
-        register = self._register(off, width)
-        if not self.prot & mmap.PROT_READ:
-            raise ValueError("the mapping is not readable (SIGSEGV)")
-        return register.value
+    def _load(self, width, off):
+        return self._register(width, off).value
 
-    def write(self, width, off, value):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"register value must be an int, not {type(value).__name__}")
-        if value < 0 or value >> width:
-            raise ValueError(f"value {value:#x} does not fit in {width} bits")
-        register = self._register(off, width)
-        if not self.prot & mmap.PROT_WRITE:
-            raise ValueError("the mapping is read-only (SIGSEGV)")
-        register.value = value
-
-    def read8(self, off): return self.read(8, off)
-    def read16(self, off): return self.read(16, off)
-    def read32(self, off): return self.read(32, off)
-    def read64(self, off): return self.read(64, off)
-    def write8(self, off, value): self.write(8, off, value)
-    def write16(self, off, value): self.write(16, off, value)
-    def write32(self, off, value): self.write(32, off, value)
-    def write64(self, off, value): self.write(64, off, value)
+    def _store(self, width, off, value):
+        self._register(width, off).value = value
 
     @property
     def closed(self):
@@ -112,12 +137,6 @@ class RegisterMapping:
             self._base = None
 
     def __del__(self):
-        self.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
         self.close()
 
     def __len__(self):

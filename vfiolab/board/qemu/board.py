@@ -27,6 +27,7 @@ import time
 import weakref
 
 from ... import uapi
+from ..mapping import RegisterWindow
 from . import image as guest_image
 from . import protocol, smmu_events
 from .machine import RAM_BASE, Machine
@@ -133,43 +134,24 @@ class QemuDmaBuffer(mmap.mmap):
         return f"<QemuDmaBuffer {self.size:#x} bytes at guest vaddr {self.vaddr:#x}>"
 
 
-class QemuMapping:
+class QemuMapping(RegisterWindow):
     """A device region mapped in the guest; each access is one load or store there."""
 
-    def __init__(self, board, mid, length, offset):
-        self._board, self._mid, self.length, self.offset = board, mid, length, offset
+    def __init__(self, board, mid, length, offset, prot):
+        self._board, self._mid, self.length, self.offset, self.prot = board, mid, length, offset, prot
         self.closed = False
 
-    def read(self, width, off):
-        if self.closed:
-            raise ValueError("the mapping is closed")
+    def _load(self, width, off):
         return self._board._call("mread", self._mid, width, off)
 
-    def write(self, width, off, value):
-        if self.closed:
-            raise ValueError("the mapping is closed")
+    def _store(self, width, off, value):
         self._board._call("mwrite", self._mid, width, off, value)
-
-    def read8(self, off): return self.read(8, off)
-    def read16(self, off): return self.read(16, off)
-    def read32(self, off): return self.read(32, off)
-    def read64(self, off): return self.read(64, off)
-    def write8(self, off, value): self.write(8, off, value)
-    def write16(self, off, value): self.write(16, off, value)
-    def write32(self, off, value): self.write(32, off, value)
-    def write64(self, off, value): self.write(64, off, value)
 
     def close(self):
         if not self.closed:
             self.closed = True
             if self._board._alive():
                 self._board._call("munmap", self._mid)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __len__(self):
         return self.length
@@ -436,7 +418,7 @@ class QemuBoard:
 
     def mmap(self, fd, length, offset=0, *, prot=mmap.PROT_READ | mmap.PROT_WRITE, flags=mmap.MAP_SHARED):
         mid, length = self._call("mmap", self._to_guest(fd), length, offset, prot, flags)
-        mapping = QemuMapping(self, mid, length, offset)
+        mapping = QemuMapping(self, mid, length, offset, prot)
         self._mappings.append(mapping)
         return mapping
 

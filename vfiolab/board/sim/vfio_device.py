@@ -10,6 +10,7 @@ import mmap as _mmap
 import struct
 
 from vfiolab import uapi
+from vfiolab.board.mapping import RegisterWindow
 
 from . import uapi_layouts as L
 from .errors import kernel_error
@@ -206,12 +207,11 @@ class DeviceFile(File):
             self.vdev.group.file.device_closed()
 
 
-class RegionMapping:
+class RegionMapping(RegisterWindow):
     """A region mapped into the process: read8/16/32/64(off), write8/16/32/64(off, value).
 
     Each access is one register access of exactly that width on the device model, as a load or
-    store to a real mapping is. Out-of-range or unaligned offsets raise ValueError (a real
-    process would get SIGSEGV or SIGBUS), like the host board's RegisterMapping.
+    store to a real mapping is; the checks are the host board's (vfiolab.board.mapping).
     """
 
     def __init__(self, file, region, offset, length, prot):
@@ -220,36 +220,15 @@ class RegionMapping:
         self.prot = prot
         self.closed = False
 
-    def _check(self, off, width):
-        if self.closed:
-            raise ValueError("the mapping is closed")
-        if not isinstance(off, int) or isinstance(off, bool):
-            raise TypeError(f"register offset must be an int, not {type(off).__name__}")
-        nbytes = width // 8
-        if off < 0 or off + nbytes > self.length:
-            raise ValueError(f"offset {off:#x} (+{nbytes}) is outside the {self.length:#x}-byte mapping")
-        if off % nbytes:
-            raise ValueError(f"offset {off:#x} is not {nbytes}-byte aligned (device memory faults "
-                             "on unaligned accesses)")
-        return self.offset + off, nbytes
-
-    def read(self, width, off):
-        at, nbytes = self._check(off, width)
-        if not self.prot & _mmap.PROT_READ:
-            raise ValueError("the mapping is not readable (SIGSEGV)")
+    def _load(self, width, off):
+        at, nbytes = self.offset + off, width // 8
         if at + nbytes > self.region.size:
             return (1 << width) - 1        # past the device's registers in the last page
         self.vdev.board.service()
         return self.region.read_fn(at, nbytes) & ((1 << width) - 1)
 
-    def write(self, width, off, value):
-        at, nbytes = self._check(off, width)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise TypeError(f"register value must be an int, not {type(value).__name__}")
-        if value < 0 or value >> width:
-            raise ValueError(f"value {value:#x} does not fit in {width} bits")
-        if not self.prot & _mmap.PROT_WRITE:
-            raise ValueError("the mapping is read-only (SIGSEGV)")
+    def _store(self, width, off, value):
+        at, nbytes = self.offset + off, width // 8
         if at + nbytes > self.region.size:
             return
         self.vdev.board.service()
@@ -258,26 +237,11 @@ class RegionMapping:
         # straight after a doorbell-style register write already shows progress.
         self.vdev.board.service()
 
-    def read8(self, off): return self.read(8, off)
-    def read16(self, off): return self.read(16, off)
-    def read32(self, off): return self.read(32, off)
-    def read64(self, off): return self.read(64, off)
-    def write8(self, off, value): self.write(8, off, value)
-    def write16(self, off, value): self.write(16, off, value)
-    def write32(self, off, value): self.write(32, off, value)
-    def write64(self, off, value): self.write(64, off, value)
-
     def close(self):
         """munmap: the mapping's hold on the device file goes too."""
         if not self.closed:
             self.closed = True
             self.file.put()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __len__(self):
         return self.length
