@@ -40,6 +40,13 @@ def test_platform_helpers_follow_sysfs(board):
         platform.bus_of(board, "12345678.nothing")
 
 
+def test_first_device_says_what_a_board_lacks(board):
+    assert platform.first_device(board, "arm,nothing", "arm,pl330") == PL330
+    assert platform.first_device(board, (0x1234, 0x11E8)).startswith("0000:")
+    with pytest.raises(LookupError, match=r"no arm,pl999 or PCI abcd:0001 device to copy with.*amba: "):
+        platform.first_device(board, "arm,pl999", (0xABCD, 1), why="to copy with")
+
+
 def test_container_group_device_regions_and_iova_ranges(board):
     container, group, device = open_pl330(board)
     with container, group, device:

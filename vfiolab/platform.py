@@ -108,6 +108,21 @@ def find_by_pci_id(board, vendor, device):
     return found
 
 
+def first_device(board, *wanted, why=""):
+    """The first device found among `wanted`: compatible strings ("arm,pl330") or PCI IDs
+    ((0x1234, 0x11e8)), tried in order. A board with none of them (your own hardware, say) gets a
+    LookupError that says what was looked for and what the board has instead, not an IndexError."""
+    for want in wanted:
+        found = find_by_pci_id(board, *want) if isinstance(want, tuple) else find_by_compatible(board, want)
+        if found:
+            return found[0]
+    names = " or ".join(f"PCI {w[0]:04x}:{w[1]:04x}" if isinstance(w, tuple) else w for w in wanted)
+    have = {bus: devices(board, bus) for bus in BUSES}
+    listing = "; ".join(f"{bus}: {', '.join(d[:6])}{' ...' if len(d) > 6 else ''}" for bus, d in have.items() if d)
+    raise LookupError(f"this board has no {names} device{' ' + why if why else ''}. It has {listing or 'no devices'}. "
+                      "On your own hardware, set the variable to one of those names by hand.")
+
+
 def device_path(board, device):
     """The device's real directory, /sys/devices/...: where it sits in the tree of buses."""
     bus = bus_of(board, device)
