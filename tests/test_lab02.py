@@ -55,6 +55,7 @@ def test_solution_runs_on_the_sim(tmp_path):
     outputs = "\n".join(text_of(c) for c in nb.cells if c.cell_type == "code")
     assert "PrimeCell ID  0xB105F00D" in outputs
     assert "64 bytes copied: True" in outputs
+    assert "0: at barrier" in outputs and "the first 1024 bytes match" in outputs   # stepped, mid-copy
     assert "data write error" in outputs and "0x40000000 (8 bytes): translation" in outputs
     assert "undefined instruction" in outputs and "operand invalid" in outputs
     assert "second interrupt within 200 ms: 0" in outputs

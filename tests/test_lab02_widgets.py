@@ -14,7 +14,8 @@ def test_panel_steps_the_engine_and_marks_the_pc():
     panel = PL330Panel(dma)
     panel.show_program(program + bytes(64), 0x1000)              # trailing zeros are not listed
     assert panel.programs[0][2] == program
-    dma.start(0, 0x1000)
+    panel.start(0, 0x1000)
+    assert dma.cycles == 0 and "PC of ch0" in panel.html.value
     panel.step(100)
     assert dma.cycles == 100 and "PC of ch0" in panel.html.value and "paused" in panel.html.value
     memory = MemoryDiff(lambda: dma.mem_read(0x10000, 4096), lambda: dma.mem_read(0x20000, 4096), 4096)

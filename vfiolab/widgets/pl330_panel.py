@@ -90,6 +90,13 @@ class PL330Panel:
         return self
 
     # --- controls ------------------------------------------------------------------------
+    def start(self, channel, pc):
+        """DMAGO `channel` at `pc` through the debug registers of the engine itself, not through
+        the board: on the sim board a store to DBGCMD runs the whole program at once, this way
+        nothing runs until you step."""
+        self.engine.start(channel, pc)
+        self.refresh()
+
     def step(self, cycles=None):
         self.engine.run(max_cycles=cycles or self.cycles.value)
         self.refresh()
