@@ -6,9 +6,9 @@ grader's process, which the learners' code never shares.
 """
 import hashlib
 import json
+import multiprocessing
 import os
 import shutil
-import multiprocessing
 import sys
 import tempfile
 import time

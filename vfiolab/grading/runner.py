@@ -53,7 +53,7 @@ def _repair(nb):
         seen.add(cell["id"])
 
 
-def _make_scratch(job, private):
+def _make_scratch(job):
     """A world-traversable folder holding only the submission and the lab's released files."""
     base = tempfile.mkdtemp(prefix="vfiolab-scratch-")
     os.chmod(base, 0o711)
@@ -103,7 +103,7 @@ def run_notebook(job, nb):
     from nbclient.exceptions import DeadKernelError
 
     private = tempfile.mkdtemp(prefix="vfiolab-runner-")  # 0700: the kernel never sees it
-    base, scratch = _make_scratch(job, private)
+    base, scratch = _make_scratch(job)
     config_path, report_path = os.path.join(private, "sandbox.json"), os.path.join(private, "report.json")
     with open(config_path, "w") as f:
         json.dump({"scratch": scratch, "hide": job["hide"] + [private], "report": report_path,
@@ -114,7 +114,7 @@ def run_notebook(job, nb):
     result = {"status": "ok", "notes": [], "observations": {}, "tampering": [], "isolation": {}}
     client = NotebookClient(nb, timeout=job["cell_timeout"], kernel_name=KERNEL_NAME,
                             allow_errors=True, interrupt_on_timeout=True, startup_timeout=60,
-                            iopub_timeout=4, record_timing=False,
+                            iopub_timeout=4, record_timing=False, shutdown_kernel="immediate",
                             resources={"metadata": {"path": scratch}})
     watchdog = Watchdog(client)
     nonce = secrets.token_hex(16)
