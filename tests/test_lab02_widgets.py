@@ -17,7 +17,7 @@ def test_panel_steps_the_engine_and_marks_the_pc():
     panel.start(0, 0x1000)
     assert dma.cycles == 0 and "PC of ch0" in panel.html.value
     panel.step(100)
-    assert dma.cycles == 100 and "PC of ch0" in panel.html.value and "paused" in panel.html.value
+    assert dma.cycles == 100 and "PC of ch0" in panel.html.value and "work left" in panel.html.value
     memory = MemoryDiff(lambda: dma.mem_read(0x10000, 4096), lambda: dma.mem_read(0x20000, 4096), 4096)
     panel.link(memory)
     assert "differ" in memory.html.value

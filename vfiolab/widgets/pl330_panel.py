@@ -199,7 +199,7 @@ class PL330Panel:
 
     def refresh(self):
         e = self.engine
-        busy = "idle: nothing can make progress" if e.idle else "paused: work left"
+        busy = "idle: nothing can make progress" if e.idle else "has work left (Step, Play)"
         abort = f"<b style='color:{RED}'>HIGH</b>" if e.abort_line else "low"
         self.html.value = (
             f"<div style='{BOX}'><b>{html.escape(self.title)}</b> &nbsp; {e.cycles - self.start_cycles} "
