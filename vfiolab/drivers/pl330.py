@@ -31,7 +31,7 @@ class PL330Driver:
         # The DT node lists the abort line first, then one interrupt per event (as on Juno), so
         # event n is IRQ index 1 + n; a node with a single interrupt has them combined (index 0).
         self.irq_index = irq_index
-        self.regs = self.irq = self.region = None
+        self.regs = self.irq = self.abort_irq = self.region = None
 
     def probe(self):
         if self.device.kind not in ("platform", "amba") or self.device.num_regions < 1:
@@ -54,15 +54,32 @@ class PL330Driver:
             self.irq_index = 1 + self.event if self.device.num_irqs > 1 else 0
         self.irq = self.device.irq(self.irq_index)
         self.irq.enable()
+        if self.irq_index != 0:
+            # The abort line (index 0) rises when a thread faults: listening to it too means a
+            # fault is reported at once instead of after the event's timeout.
+            self.abort_irq = self.device.irq(0)
+            self.abort_irq.enable()
         self.regs.write32(hw.INTCLR, 1 << self.event)
         self.regs.write32(hw.INTEN, self.regs.read32(hw.INTEN) | 1 << self.event)
 
     def remove(self):
         if self.regs is not None:
             self.regs.write32(hw.INTEN, self.regs.read32(hw.INTEN) & ~(1 << self.event))
-        if self.irq is not None:
-            self.irq.disable()
-            self.irq = None
+        for irq in (self.irq, self.abort_irq):
+            if irq is not None:
+                irq.disable()
+        self.irq = self.abort_irq = None
+
+    def kill(self):
+        """Recover from a fault: DMAKILL the channel (through the debug interface), then unmask
+        the abort line, which the fault left masked."""
+        self._wait_debug_idle()
+        inst0, inst1 = hw.debug_instruction(bytes([0x01]), channel=self.channel)  # DMAKILL
+        self.regs.write32(hw.DBGINST0, inst0)
+        self.regs.write32(hw.DBGINST1, inst1)
+        self.regs.write32(hw.DBGCMD, 0)
+        if self.abort_irq is not None and self.abort_irq.automasked:
+            self.abort_irq.unmask()
 
     def _wait_debug_idle(self):
         for _ in range(1000):
@@ -102,7 +119,12 @@ class PL330Driver:
         return f"channel {self.channel} faulted at PC 0x{pc:08x}: {', '.join(names) or hex(ftr)}"
 
     def memcpy_wait(self, timeout_ms=1000):
-        fired = self.irq.wait(timeout_ms)
+        board = self.device.board
+        fds = [self.irq.eventfd] + ([self.abort_irq.eventfd] if self.abort_irq else [])
+        ready = board.poll(fds, timeout_ms)
+        fired = self.irq.eventfd in ready and self.irq.wait(0)
+        if self.abort_irq and self.abort_irq.eventfd in ready:
+            self.abort_irq.wait(0)  # the line stays masked (automasked) until kill() recovers
         fault = self.fault()
         if fault:
             raise DmaError(fault)
