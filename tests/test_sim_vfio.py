@@ -456,3 +456,35 @@ def test_faults_are_logged_as_the_smmu_driver_prints_them():
     with vfiolab.open_board("sim") as b:
         b.model("2c0a0000.dma").port.dma_read(0x1000, 4)
         assert "arm-smmu 2b400000.iommu: Unhandled context fault: fsr=0x2, iova=0x00001000" in b.dmesg()
+
+
+def test_a_held_device_waits_for_its_widget_and_mappings_are_listed():
+    """board.hold() pauses a model's clock (widgets step it); iommu_mappings() lists a container's DMA."""
+    import vfiolab
+    from vfiolab import platform, uapi, vfio
+    from vfiolab.drivers import DmaRegion
+    from vfiolab.drivers.pl330 import PL330Driver
+    with vfiolab.open_board("sim") as board:
+        platform.bind_to_vfio(board, "2c0a0000.dma")
+        assert board.iommu_mappings("2c0a0000.dma") == []
+        with vfio.Container(board) as c, vfio.Group.of_device(board, "2c0a0000.dma") as g:
+            g.set_container(c)
+            c.set_iommu(uapi.VFIO_TYPE1v2_IOMMU)
+            code, src, dst = board.alloc(0x1000), board.alloc(0x1000), board.alloc(0x1000)
+            c.map_dma(code, 0x10000, 0x1000, write=False)
+            c.map_dma(src, 0x20000, 0x1000, write=False)
+            c.map_dma(dst, 0x30000, 0x1000)
+            assert [m[:2] for m in board.iommu_mappings("2c0a0000.dma")] == \
+                [(0x10000, 0x1000), (0x20000, 0x1000), (0x30000, 0x1000)]
+            memoryview(src)[:] = b"\xa5" * 0x1000
+            with g.device("2c0a0000.dma") as dev:
+                driver = PL330Driver(dev)
+                driver.init(DmaRegion(code, 0x10000, 0x1000))
+                board.hold("2c0a0000.dma")
+                driver.memcpy_start(0x20000, 0x30000, 0x1000)
+                assert board.poll([driver.irq.eventfd], 0) == [] and bytes(dst) == bytes(0x1000)
+                board.model("2c0a0000.dma").engine.run()       # what the panel's Run does
+                driver.memcpy_wait()
+                assert bytes(dst) == bytes(src)
+                board.hold("2c0a0000.dma", False)
+                driver.remove()

@@ -17,16 +17,12 @@ READ, WRITE = 1, 2      # VFIO_DMA_MAP_FLAG_READ / _WRITE
 def mappings_of(board, device):
     """[(iova, size, prot)] of the container `device`'s group is in, in IOVA order; None when the
     board cannot list them (only the sim can: a real kernel keeps them to itself)."""
-    vfio = getattr(board, "vfio", None)
-    dev = board.device(device) if hasattr(board, "device") else None
-    if vfio is None or dev is None or dev.group is None:
+    if not hasattr(board, "iommu_mappings"):
         return None
-    group = vfio.groups.get(dev.group.id)
-    container = group.container if group else None
-    iommu = container.iommu if container else None
-    if iommu is None:
-        return []
-    return [(d.iova, d.size, d.prot) for d in iommu.dmas]
+    try:
+        return board.iommu_mappings(device)
+    except KeyError:
+        return None
 
 
 def perms(prot):

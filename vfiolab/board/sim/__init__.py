@@ -97,6 +97,7 @@ class SimBoard:
         self._booted = time.monotonic()
         self._faults_logged = 0
         self._files = {}          # fd -> File (sim files, each on a placeholder fd)
+        self._held = set()        # devices whose clock is paused (hold())
         self._eventfds = set()    # real eventfds handed out by board.eventfd()
         self._mappings = []
 
@@ -225,6 +226,8 @@ class SimBoard:
                 vdev.service()
         busy = False
         for device in self.topology.devices:
+            if device.name in self._held:
+                continue                    # paused: a widget steps it by hand
             for _ in range(SERVICE_ROUNDS):
                 if not device.model.step(SERVICE_BUDGET):
                     break
@@ -401,6 +404,24 @@ class SimBoard:
     def device(self, name):
         """The topology's Device called name (any bus), or None."""
         return next((d for d in self.topology.devices if d.name == name), None)
+
+    def hold(self, name, held=True):
+        """Pause device `name`'s clock: board calls no longer run its queued work, so a widget can
+        step it (e.g. a PL330 copy that a driver started) and show every cycle. hold(name, False)
+        lets it run again."""
+        self.model(name)                    # KeyError for an unknown device
+        (self._held.add if held else self._held.discard)(name)
+
+    def iommu_mappings(self, name):
+        """[(iova, size, prot)] the IOMMU holds for device `name`'s container, in IOVA order: [] when
+        its group is in no container (or none with an IOMMU set). A real kernel keeps these to itself."""
+        device = self.device(name)
+        if device is None:
+            raise KeyError(f"no device {name!r} on this board")
+        group = self.vfio.groups.get(device.group.id) if device.group is not None else None
+        container = group.container if group else None
+        iommu = container.iommu if container else None
+        return [(d.iova, d.size, d.prot) for d in iommu.dmas] if iommu else []
 
     def model(self, name):
         """The hardware model behind device `name` (e.g. "2c0a0000.dma")."""
