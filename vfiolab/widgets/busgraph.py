@@ -13,30 +13,13 @@ vfiolab.platform (inventory, driver_override, group_viable).
 """
 import html
 import re
-import weakref
 
 from .. import platform as plat
+from .live import LiveView
 
 VFIO_COLOUR, HOST_COLOUR, OVERRIDE_COLOUR = "#d4620f", "#1f5fa8", "#8250df"
 VIABLE, NOT_VIABLE = "#1a7f37", "#cf222e"
 BUS_COLOUR = {"platform": "#eef3fb", "amba": "#fdf3e7", "pci": "#eefaf0"}
-_watching = weakref.WeakSet()
-
-
-def replaced(old, new):
-    """Whether widget `new` takes over from `old`: its board was replaced by a fresh one of the same
-    kind (vfiolab.lab_board(fresh=True)), or the same view was made again (a cell run twice)."""
-    if old.board is not new.board:
-        return getattr(old.board, "kind", None) == getattr(new.board, "kind", None)
-    return old.same_view(new)
-
-
-def take_over(new):
-    """Stop the widgets `new` replaces redrawing after every cell; watch `new` instead."""
-    for old in list(_watching):
-        if type(old) is type(new) and replaced(old, new):
-            old.stop()
-    _watching.add(new)
 
 
 def interesting(row):
@@ -90,7 +73,7 @@ def to_dot(rows, viable, title=""):
     return g
 
 
-class BusGraph:
+class BusGraph(LiveView):
     """A live graph of `board`'s buses. show(row) picks the devices drawn (default: interesting)."""
 
     def __init__(self, board, buses=plat.BUSES, show=interesting, auto=True, title=None):
@@ -102,8 +85,7 @@ class BusGraph:
         self._drawn = None
         self.refresh()
         if auto:
-            take_over(self)
-            self._watch()
+            self.watch()
 
     def same_view(self, other):
         return (self.buses, self.show, self.title) == (other.buses, other.show, other.title)
@@ -135,34 +117,3 @@ class BusGraph:
         from IPython.display import HTML
         rows, viable = self.state()
         return HTML(self._svg(rows, viable, f"{self.title}: {caption}" if caption else self.title))
-
-    def _after_cell(self, *_):
-        try:
-            self.refresh(force=False)
-        except Exception:   # the board closed, say: keep the last picture
-            self.stop()
-
-    def _watch(self):
-        try:
-            from IPython import get_ipython
-            shell = get_ipython()
-        except ImportError:
-            shell = None
-        self._shell = shell
-        if shell is not None:
-            shell.events.register("post_run_cell", self._after_cell)
-
-    def stop(self):
-        """Stop redrawing after each cell."""
-        shell = getattr(self, "_shell", None)
-        if shell is not None:
-            try:
-                shell.events.unregister("post_run_cell", self._after_cell)
-            except ValueError:
-                pass
-            self._shell = None
-        _watching.discard(self)
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)

@@ -11,7 +11,7 @@ vfiolab.platform.describe().
 import html
 
 from .. import platform as plat
-from .busgraph import _watching, take_over
+from .live import LiveView
 from .memory import BOX, MONO
 
 VIABLE, NOT_VIABLE, MUTED = "#1a7f37", "#cf222e", "#6e7781"
@@ -67,7 +67,7 @@ def to_html(info):
     return f"<table style='border-collapse:collapse;{MONO}'>{body}</table>"
 
 
-class Inspector:
+class Inspector(LiveView):
     """Pick a device of `board` from the list; its description follows."""
 
     def __init__(self, board, device=None, buses=plat.BUSES, auto=True):
@@ -84,8 +84,7 @@ class Inspector:
         self._first_device = self.picker.value
         self.refresh()
         if auto:
-            take_over(self)
-            self._watch()
+            self.watch()
 
     def same_view(self, other):
         return self._first_device == other._first_device
@@ -109,31 +108,3 @@ class Inspector:
         note = (f"<div style='color:{MUTED};font-size:11px;margin-bottom:4px'>live: the {self.board.kind} "
                 "board as it is now, read again after every cell you run</div>")
         self.html.value = f"<div style='{BOX}'>{note}{to_html(plat.describe(self.board, self.picker.value))}</div>"
-
-    def _after_cell(self, *_):
-        try:
-            self.refresh(force=False)
-        except Exception:
-            self.stop()
-
-    def _watch(self):
-        try:
-            from IPython import get_ipython
-            self._shell = get_ipython()
-        except ImportError:
-            self._shell = None
-        if self._shell is not None:
-            self._shell.events.register("post_run_cell", self._after_cell)
-
-    def stop(self):
-        if getattr(self, "_shell", None) is not None:
-            try:
-                self._shell.events.unregister("post_run_cell", self._after_cell)
-            except ValueError:
-                pass
-            self._shell = None
-        _watching.discard(self)
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.widget)

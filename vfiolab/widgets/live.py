@@ -1,0 +1,55 @@
+"""LiveView: a widget that reads its board again after every cell the learner runs.
+
+A view made again (a cell run twice, or a fresh board from vfiolab.lab_board(fresh=True)) takes
+over from the one it replaces, so redraw hooks never pile up. Subclasses provide `board`,
+`widget`, refresh(force) and same_view(other).
+"""
+import weakref
+
+_watching = weakref.WeakSet()
+
+
+def replaced(old, new):
+    """Whether widget `new` takes over from `old`: its board was replaced by a fresh one of the same
+    kind (vfiolab.lab_board(fresh=True)), or the same view was made again (a cell run twice)."""
+    if old.board is not new.board:
+        return getattr(old.board, "kind", None) == getattr(new.board, "kind", None)
+    return old.same_view(new)
+
+
+class LiveView:
+    _shell = None
+
+    def watch(self):
+        """Redraw after every cell from now on, instead of the views this one replaces."""
+        for old in list(_watching):
+            if type(old) is type(self) and replaced(old, self):
+                old.stop()
+        _watching.add(self)
+        try:
+            from IPython import get_ipython
+            self._shell = get_ipython()
+        except ImportError:
+            self._shell = None
+        if self._shell is not None:
+            self._shell.events.register("post_run_cell", self._after_cell)
+
+    def stop(self):
+        """Stop redrawing after each cell."""
+        if self._shell is not None:
+            try:
+                self._shell.events.unregister("post_run_cell", self._after_cell)
+            except ValueError:
+                pass
+            self._shell = None
+        _watching.discard(self)
+
+    def _after_cell(self, *_):
+        try:
+            self.refresh(force=False)
+        except Exception:   # the board closed, say: keep the last picture
+            self.stop()
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.widget)
