@@ -22,13 +22,20 @@ _GENERATED = {"__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__de
               "__replace__", "__create_fn__", "_make", "_replace", "_asdict", "__getnewargs__"}
 
 
+_hashed = {}  # id(code) -> (code, hash): code objects are immutable, and kept alive here
+
+
 def code_hash(code):
     """A stable hash of a code object: bytecode, names and constants (nested code by name)."""
+    known = _hashed.get(id(code))
+    if known is not None and known[0] is code:
+        return known[1]
     h = hashlib.sha256(code.co_code)
     h.update(repr((code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars)).encode())
     for const in code.co_consts:
         h.update(_const_text(const).encode())
-    return h.hexdigest()[:20]
+    _hashed[id(code)] = (code, h.hexdigest()[:20])
+    return _hashed[id(code)][1]
 
 
 def _const_text(const):
