@@ -4,8 +4,7 @@ import sys
 
 from ..grading.grader import Limits, grade_class
 from ..grading.lab import LabError
-from ..grading.release import lab_folders
-from ..paths import project_root
+from ..grading.release import checkout_labs
 
 HELP = ("grade SUBMISSIONS/<learner>/<lab>/<notebook>.ipynb: each notebook runs sandboxed with time "
         "limits, then public and hidden checks; writes a gradebook and feedback into --out")
@@ -29,10 +28,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    labs = args.labs
-    if not labs:
-        root = project_root()
-        labs = lab_folders(os.path.join(root, "labs")) if root else []
+    labs = args.labs or checkout_labs()
     if not labs:
         print("vfiolab grade: no lab with a notebook found; pass --labs LAB_FOLDER ...", file=sys.stderr)
         return 2

@@ -1,9 +1,7 @@
 """vfiolab release OUTDIR: the learners' version of the labs (no solutions, no hidden checks)."""
-import os
 import sys
 
-from ..grading.release import ReleaseError, lab_folders, release
-from ..paths import project_root
+from ..grading.release import ReleaseError, checkout_labs, release
 
 HELP = "write the learners' version of every lab into OUTDIR: solutions stripped, hidden checks left out"
 
@@ -15,14 +13,11 @@ def add_arguments(parser):
 
 
 def run(args):
-    labs = args.labs
+    labs = args.labs or checkout_labs()
     if not labs:
-        root = project_root()
-        labs = lab_folders(os.path.join(root, "labs")) if root else []
-        if not labs:
-            print("vfiolab release: no lab with a notebook under labs/; name lab folders to release",
-                  file=sys.stderr)
-            return 2
+        print("vfiolab release: no lab with a notebook under labs/; name lab folders to release",
+              file=sys.stderr)
+        return 2
     try:
         for folder in release(labs, args.outdir):
             print(f"released {folder}")

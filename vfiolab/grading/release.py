@@ -85,6 +85,13 @@ def lab_folders(root):
             and any(f.endswith(".ipynb") for f in os.listdir(os.path.join(root, d)))]
 
 
+def checkout_labs():
+    """The lab folders of this checkout's labs/ (what release and grade take by default), or []."""
+    from ..paths import project_root
+    root = project_root()
+    return lab_folders(os.path.join(root, "labs")) if root else []
+
+
 def release(labs, out_dir):
     """Release each lab folder in `labs` into out_dir; returns the released folders."""
     os.makedirs(out_dir, exist_ok=True)
