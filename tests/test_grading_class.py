@@ -168,6 +168,10 @@ def test_monkeypatched_vfiolab_gets_zero_and_says_why(graded):
 
 
 def test_the_hidden_checks_cannot_be_read_from_the_notebook(graded):
+    if any("without isolation" in note for note in graded["labs"]["hunter"]["notes"]):
+        pytest.skip("this machine gives the grader no Linux namespaces (a container without "
+                    "CAP_SYS_ADMIN or user namespaces), so a kernel can read any file; the gradebook "
+                    "warns the instructor instead")
     executed = nbformat.read(graded["out"] / "executed" / "hunter" / f"{LAB}.ipynb", 4)
     printed = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert "HUNT: NOTHING" in printed

@@ -50,7 +50,7 @@ def test_sysfs_errors_are_the_kernels(board):
     with pytest.raises(OSError) as e:
         board.readlink("/sys/bus/platform/drivers_probe")  # a file, not a link
     assert e.value.errno == errno.EINVAL
-    if os.geteuid() == 0:
+    if os.access("/sys/bus/platform/drivers_probe", os.W_OK):   # root, /sys not read-only
         # bus_rescan_devices / drivers_probe_store: no device of that name -> ENODEV
         with pytest.raises(OSError) as e:
             board.sysfs_write("/sys/bus/platform/drivers_probe", "no-such-device")

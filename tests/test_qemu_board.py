@@ -17,6 +17,7 @@ import pytest
 
 import vfiolab
 from vfiolab import uapi as U
+from processes import gone
 
 pytestmark = pytest.mark.skipif(
     not __import__("shutil").which("qemu-system-aarch64"),
@@ -248,7 +249,7 @@ def test_dma_to_an_unmapped_iova_faults_in_the_smmu(board, edu):
         flags=3, vaddr=buf.vaddr, iova=IOVA, size=4096))
     try:
         edu.dma(EDU_BUFFER, 0x900000, 16, to_ram=True)  # nothing mapped at 0x900000
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30  # TCG on a loaded 2-core machine can be slow to log it
         while time.monotonic() < deadline:
             log = board.dmesg()
             if "arm-smmu-v3" in log and "event 0x10 received" in log:
@@ -336,18 +337,7 @@ def test_no_qemu_outlives_the_python_that_started_it():
         os.kill(qemu_pid, 0)  # it runs
         owner.kill()          # as a notebook kernel dies: SIGKILL, no atexit, no cleanup
         owner.wait()
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.kill(qemu_pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.05)
-            try:
-                os.waitpid(qemu_pid, os.WNOHANG)  # not our child: ChildProcessError, fine
-            except ChildProcessError:
-                pass
-        else:
+        if not gone(qemu_pid):
             os.kill(qemu_pid, signal.SIGKILL)
             pytest.fail(f"QEMU (pid {qemu_pid}) outlived the Python that started it")
     finally:
@@ -414,6 +404,6 @@ def test_an_agent_that_dies_at_boot_is_reported_at_once(tmp_path, monkeypatch):
     start = time.monotonic()
     with pytest.raises(qemu_board.GuestError) as e:
         vfiolab.open_board("qemu", quiet=True)
-    assert time.monotonic() - start < 30  # not the 60 s boot timeout
+    assert time.monotonic() - start < 50  # reported before the 60 s boot timeout
     assert "agent stopped before it was ready" in str(e.value)
     assert "a broken agent, on purpose" in str(e.value)

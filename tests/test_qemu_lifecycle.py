@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from processes import gone
+
 pytestmark = pytest.mark.skipif(
     not shutil.which("qemu-system-aarch64"),
     reason="qemu-system-aarch64 is not installed (sudo apt install qemu-system-arm); "
@@ -33,18 +35,6 @@ def run_cell(client, code, timeout=120):
         elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
             return "".join(out)
     raise TimeoutError(code)
-
-
-def gone(pid, timeout=5):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
 
 
 OPEN = "import vfiolab\nboard = vfiolab.open_board('qemu', quiet=True)\nprint(board.qemu_pid)"
