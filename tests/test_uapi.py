@@ -74,3 +74,15 @@ def test_argsz_defaults_to_the_struct_size():
     arg = uapi.irq_set_eventfds(0, [7])
     assert arg.argsz == 24 and arg.count == 1 and arg.fds[0] == 7
     assert uapi.vfio_irq_set.data.offset == 20
+
+
+def test_a_value_that_does_not_fit_its_field_is_refused_not_truncated():
+    # ctypes alone would keep the low 64 bits: MAP_DMA at 2**64 + 0x200000 would map 0x200000.
+    with pytest.raises(ValueError, match=r"iova = 0x10000000000200000 does not fit its u64 field"):
+        uapi.vfio_iommu_type1_dma_map(iova=(1 << 64) + 0x200000)
+    arg = uapi.vfio_iommu_type1_dma_map()
+    with pytest.raises(ValueError, match="size = -0x1000"):
+        arg.size = -0x1000
+    with pytest.raises(TypeError, match="must be an int, not str"):
+        arg.iova = "0x1000"
+    assert uapi.irq_set_eventfds(0, [-1]).fds[0] == -1  # s32 eventfds: -1 is valid (tear down)

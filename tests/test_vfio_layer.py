@@ -132,3 +132,19 @@ def test_edu_driver_on_the_virt_twin():
                 driver.send_msi()
                 assert driver.irq.wait(1000) == 1
                 driver.remove()
+
+
+def test_misuse_of_the_friendly_layer_and_drivers_is_explained(board):
+    container, group, device = open_pl330(board)
+    with container, group, device:
+        with pytest.raises(TypeError, match="device name must be a str"):
+            group.device(None)
+        driver = PL330Driver(device)
+        assert driver.probe()
+        with pytest.raises(DmaError, match=r"call init\(region\) first"):
+            driver.memcpy_start(0x1000, 0x2000, 64)
+        with pytest.raises(DmaError, match=r"call init\(region\) first"):
+            driver.memcpy_wait()
+        # The board's own explanation survives in the VfioError, beside the ioctl's name.
+        with pytest.raises(vfio.VfioError, match=r"VFIO_DEVICE_GET_REGION_INFO\(index=5\) failed: \S+"):
+            device.region(5)

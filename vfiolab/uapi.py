@@ -154,6 +154,9 @@ def region_offset(index):
 u8, u16, u32, u64, s32 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64, ctypes.c_int32
 
 
+_INT_CODES = set("bBhHiIlLqQ")  # ctypes type codes of the integer fields
+
+
 class _Struct(ctypes.Structure):
     """A header struct; argsz defaults to the struct's own size, as every VFIO caller sets it."""
 
@@ -161,6 +164,20 @@ class _Struct(ctypes.Structure):
         super().__init__(**fields)
         if "argsz" in dict(self._fields_) and "argsz" not in fields:
             self.argsz = ctypes.sizeof(self)
+
+    def __setattr__(self, name, value):
+        # ctypes silently keeps the low bits of an int that does not fit (MAP_DMA at iova 2**64 +
+        # 0x1000 would map 0x1000): refuse it, as the C compiler would warn.
+        kind = dict(self._fields_).get(name)
+        if kind is not None and getattr(kind, "_type_", None) in _INT_CODES:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{type(self).__name__}.{name} must be an int, not {type(value).__name__}")
+            bits = ctypes.sizeof(kind) * 8
+            low, high = (-(1 << bits - 1), (1 << bits - 1) - 1) if kind._type_.islower() else (0, (1 << bits) - 1)
+            if not low <= value <= high:
+                raise ValueError(f"{type(self).__name__}.{name} = {value:#x} does not fit its "
+                                 f"{'s' if low else 'u'}{bits} field ({low:#x}..{high:#x})")
+        super().__setattr__(name, value)
 
     def __repr__(self):
         body = ", ".join(f"{name}={getattr(self, name)!r}" for name, kind in self._fields_

@@ -11,6 +11,7 @@ a VfioError: an OSError with the kernel's errno whose message names the ioctl an
             regs = dev.region(0).mmap()
 """
 import ctypes
+import errno
 import os
 import posixpath
 
@@ -31,7 +32,9 @@ def _call(board, fd, request, arg=0, what=""):
     except OSError as e:
         name = _IOCTL_NAMES.get(request, hex(request))
         detail = f"({what})" if what else ""
-        raise VfioError(e.errno, f"{name}{detail} failed: {os.strerror(e.errno)}") from None
+        # Keep the board's explanation (the sim says which rule was broken), not just strerror.
+        reason = e.strerror or os.strerror(e.errno)
+        raise VfioError(e.errno, f"{name}{detail} failed: {reason}") from None
 
 
 class _FdOwner:
@@ -47,7 +50,7 @@ class _FdOwner:
 
     def _live_fd(self):
         if self.fd is None:
-            raise VfioError(9, f"{type(self).__name__} is closed")  # EBADF
+            raise VfioError(errno.EBADF, f"{type(self).__name__} is closed")
         return self.fd
 
     def __enter__(self):
@@ -65,7 +68,7 @@ class Container(_FdOwner):
         version = self.api_version()
         if version != uapi.VFIO_API_VERSION:
             self.close()
-            raise VfioError(22, f"VFIO API version {version}, expected {uapi.VFIO_API_VERSION}")
+            raise VfioError(errno.EINVAL, f"VFIO API version {version}, expected {uapi.VFIO_API_VERSION}")
 
     def api_version(self):
         return _call(self.board, self._live_fd(), uapi.VFIO_GET_API_VERSION)
@@ -124,7 +127,7 @@ def iommu_group_of(board, device_name):
             return int(posixpath.basename(board.readlink(f"{path}/iommu_group")))
         except FileNotFoundError:
             continue
-    raise VfioError(2, f"no device {device_name!r} with an IOMMU group on the platform, amba or pci bus")
+    raise VfioError(errno.ENOENT, f"no device {device_name!r} with an IOMMU group on the platform, amba or pci bus")
 
 
 class Group(_FdOwner):
@@ -155,6 +158,8 @@ class Group(_FdOwner):
         _call(self.board, self._live_fd(), uapi.VFIO_GROUP_UNSET_CONTAINER)
 
     def device(self, name):
+        if not isinstance(name, str):
+            raise TypeError(f"device name must be a str (e.g. \"2c0a0000.dma\"), not {type(name).__name__}")
         fd = _call(self.board, self._live_fd(), uapi.VFIO_GROUP_GET_DEVICE_FD, name.encode() + b"\0", name)
         return Device(self.board, fd, name)
 
@@ -166,7 +171,11 @@ class Device(_FdOwner):
         super().__init__(board, fd)
         self.name = name
         info = uapi.vfio_device_info()
-        _call(board, fd, uapi.VFIO_DEVICE_GET_INFO, info)
+        try:
+            _call(board, fd, uapi.VFIO_DEVICE_GET_INFO, info)
+        except OSError:
+            self.close()
+            raise
         self.flags, self.num_regions, self.num_irqs = info.flags, info.num_regions, info.num_irqs
 
     @property
@@ -270,7 +279,7 @@ class Irq:
     def wait(self, timeout_ms=1000):
         """Wait for the eventfd; returns how many times it fired (0 on timeout)."""
         if self.eventfd is None:
-            raise VfioError(22, f"IRQ {self.index} has no eventfd: call enable() first")
+            raise VfioError(errno.EINVAL, f"IRQ {self.index} has no eventfd: call enable() first")
         board = self.device.board
         if not board.poll([self.eventfd], timeout_ms):
             return 0

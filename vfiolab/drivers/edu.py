@@ -56,7 +56,12 @@ class EduDriver:
         self.bar.write64(DMA_COUNT, count)
         self.bar.write64(DMA_CMD, CMD_START | CMD_IRQ | (CMD_TO_RAM if to_ram else 0))
 
+    def _require_init(self):
+        if self.irq is None:
+            raise DmaError("the driver is not initialised: call init() first")
+
     def memcpy_start(self, src, dst, size, count=1):
+        self._require_init()
         if not 0 < size <= self.max_memcpy_size or count != 1:
             raise ValueError(f"edu copies 1..{self.max_memcpy_size} bytes, once per start")
         self._transfer(src, BUFFER, size, to_ram=False)
@@ -70,6 +75,7 @@ class EduDriver:
         return status
 
     def memcpy_wait(self, timeout_ms=2000):
+        self._require_init()
         self._wait_irq(timeout_ms)
         if self.pending:
             src, dst, size = self.pending
@@ -78,4 +84,5 @@ class EduDriver:
             self._wait_irq(timeout_ms)
 
     def send_msi(self):
+        self._require_init()
         self.bar.write32(IRQ_RAISE, 1)

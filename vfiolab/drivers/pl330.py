@@ -99,7 +99,12 @@ class PL330Driver:
         self.regs.write32(hw.DBGINST1, inst1)
         self.regs.write32(hw.DBGCMD, 0)
 
+    def _require_init(self):
+        if self.irq is None:
+            raise DmaError("the driver is not initialised: call init(region) first")
+
     def memcpy_start(self, src, dst, size, count=1):
+        self._require_init()
         if not 0 < size <= self.max_memcpy_size or not 0 < count <= self.max_memcpy_count:
             raise ValueError(f"size must be 1..{self.max_memcpy_size} and count 1..{self.max_memcpy_count}")
         copies = [hw.memcpy_program(src, dst, size, event=None)[:-1] for _ in range(count)]  # drop DMAEND
@@ -119,6 +124,7 @@ class PL330Driver:
         return f"channel {self.channel} faulted at PC 0x{pc:08x}: {', '.join(names) or hex(ftr)}"
 
     def memcpy_wait(self, timeout_ms=1000):
+        self._require_init()
         board = self.device.board
         fds = [self.irq.eventfd] + ([self.abort_irq.eventfd] if self.abort_irq else [])
         ready = board.poll(fds, timeout_ms)
