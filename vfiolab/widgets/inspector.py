@@ -74,6 +74,11 @@ class Inspector(LiveView):
         import ipywidgets as w
         self.board = board
         options = [(f"{bus}  {dev}", dev) for bus in buses for dev in plat.devices(board, bus)]
+        if not options:
+            raise LookupError(f"this board has no device on the {', '.join(buses)} bus(es) to inspect")
+        if device is not None and device not in {dev for _, dev in options}:
+            raise LookupError(f"no device {device!r} on the {', '.join(buses)} bus(es); this board has "
+                              + ", ".join(dev for _, dev in options))
         self.picker = w.Dropdown(options=options, value=device or options[0][1], description="device",
                                  layout=w.Layout(width="360px"))
         self.html = w.HTML()
