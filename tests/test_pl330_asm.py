@@ -163,3 +163,20 @@ def test_any_text_assembles_or_fails_with_a_line_number():
             assemble(text)
         except AsmError as err:
             assert 1 <= err.line <= text.count("\n") + 1, (text, err)
+
+
+@pytest.mark.parametrize("text", ["DMAMOV DAR, 0x100000000", "DMAMOV SAR, -1",
+                                  "DMAGO C0, -4", "DMAGO C1, 0x100000000, ns"])
+def test_addresses_are_range_checked_not_masked(text):
+    with pytest.raises(AsmError) as err:
+        assemble("DMANOP\n" + text)
+    assert err.value.line == 2 and "address" in str(err.value) and "out of range" in str(err.value)
+    assert assemble("DMAMOV SAR, 0xFFFFFFFF\nDMAGO C0, 0") == bytes(
+        [0xBC, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xA0, 0, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize("args", [(0x100000000, 0, 8), (0, 0x100000000, 8), (-8, 0, 8),
+                                  (0, 0, 1 << 32)])
+def test_memcpy_program_wants_32_bit_addresses(args):
+    with pytest.raises(ValueError, match="32-bit addresses"):
+        memcpy_program(*args)

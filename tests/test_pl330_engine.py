@@ -378,3 +378,59 @@ def test_manager_program_from_the_boot_address():
     dma.mem_write(0x800, assemble("DMALD"))
     dma.run()
     assert dma.readl(0x030) == 1 and dma.readl(0x038) == UNDEF
+
+
+@pytest.mark.parametrize("call", [
+    lambda d: d.readl(-4), lambda d: d.readl(1 << 40), lambda d: d.writel(0x020, -1),
+    lambda d: d.writel(-4, 0), lambda d: d.writel(0x020, 1 << 32),
+    lambda d: d.mem_write(-1, b"x"), lambda d: d.mem_read(-1, 4), lambda d: d.mem_read(0, -1),
+    lambda d: d.start(0, -1), lambda d: d.start(8, 0), lambda d: d.request(-1),
+    lambda d: d.run(-1), lambda d: d.run_stepping(-1)])
+def test_out_of_range_arguments_are_value_errors(call):
+    with pytest.raises(ValueError, match="out of range"):
+        call(PL330())
+
+
+def test_bad_constructor_arguments_and_non_integers():
+    with pytest.raises(ValueError, match=r"memory_size -0x1 out of range 0x0\.\."):
+        PL330(memory_size=-1)
+    with pytest.raises(ValueError, match="boot_address"):
+        PL330(boot_address=1 << 32)
+    with pytest.raises(TypeError, match="register offset must be an integer, not float"):
+        PL330().readl(4.0)
+
+
+def test_channel_and_manager_faults_are_decoded_with_their_own_tables():
+    from vfiolab.hw.pl330 import CHANNEL_FAULT_NAMES, FAULT_NAMES, MANAGER_FAULT_NAMES
+    assert 4 not in CHANNEL_FAULT_NAMES and FAULT_NAMES is CHANNEL_FAULT_NAMES
+    assert MANAGER_FAULT_NAMES[4] == "DMAGO error" and 31 not in MANAGER_FAULT_NAMES
+    dma = PL330(manager_nonsecure=True)
+    dma.mem_write(CODE, b"\x00")
+    dma.start(0, CODE)                               # DMAGO error in FTRD
+    assert dma.thread("manager").fault_names == ["DMAGO error", "debug instruction"]
+    dma = PL330()
+    load_and_start(dma, bytes([0xFF]), channel=1)    # undefined on a channel
+    dma.run()
+    t = dma.thread(1)
+    assert t.fault & UNDEF and "undefined instruction" in t.fault_names
+    assert "DMAGO error" not in t.fault_names
+
+
+def test_sim_board_64_bit_register_reads_combine_two_words():
+    import vfiolab
+    from vfiolab import platform, uapi, vfio
+    name = "2c0a0000.dma"
+    with vfiolab.open_board("sim") as board:
+        platform.bind_to_vfio(board, name)
+        container = vfio.Container(board)
+        group = vfio.Group.of_device(board, name)
+        group.set_container(container)
+        container.set_iommu(uapi.VFIO_TYPE1v2_IOMMU)
+        with container, group, group.device(name) as device:
+            regs = device.region(0).mmap()
+            for off in (0xFE0, 0xFE8, 0xFF0, 0xFF8):             # peripheral and PrimeCell IDs
+                assert regs.read64(off) == regs.read32(off) | regs.read32(off + 4) << 32
+            assert regs.read64(0xFE0) == 0x13 << 32 | 0x30
+            regs.write64(0x020, 0xFFFF_FFFF_0000_00A5)            # INTEN, then read-only RIS
+            assert regs.read32(0x020) == 0xA5
+            assert regs.read64(0x020) == 0xA5 | regs.read32(0x024) << 32

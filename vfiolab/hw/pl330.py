@@ -10,12 +10,14 @@
 The engine is C (vfiolab/csrc/pl330.c). PL330.on_bus() puts it behind another bus (the sim board's
 IOMMU); `run(max_cycles=N)` steps exactly, `run()` also takes the fast path for bulk copies.
 """
+import operator
 from collections import namedtuple
 
 from .pl330_asm import AsmError, assemble, ccr_text, ccr_value, disassemble
 
 __all__ = ["PL330", "assemble", "disassemble", "AsmError", "memcpy_program", "ThreadState",
-           "ccr_value", "ccr_text", "debug_instruction", "STATE_NAMES", "FAULT_NAMES"]
+           "ccr_value", "ccr_text", "debug_instruction", "STATE_NAMES", "FAULT_NAMES",
+           "CHANNEL_FAULT_NAMES", "MANAGER_FAULT_NAMES"]
 
 # Register offsets (TRM table 3-1).
 DSR, DPC, INTEN, INT_EVENT_RIS, INTMIS, INTCLR = 0x000, 0x004, 0x020, 0x024, 0x028, 0x02C
@@ -37,14 +39,35 @@ def LC1(n): return 0x410 + 0x20 * n    # noqa: E704
 STATE_NAMES = {0: "stopped", 1: "executing", 2: "cache miss", 3: "updating pc",
                4: "waiting for event", 5: "at barrier", 7: "waiting for peripheral", 8: "killing",
                9: "completing", 14: "faulting completing", 15: "faulting"}
-FAULT_NAMES = {0: "undefined instruction", 1: "operand invalid", 4: "DMAGO error",
-               5: "event error", 6: "peripheral error", 7: "read/write error", 12: "MFIFO error",
-               13: "store data unavailable", 16: "instruction fetch error",
-               17: "data write error", 18: "data read error", 30: "debug instruction",
-               31: "lockup"}
+# FTR(n), a channel's fault type: bit 4 (DMAGO error in FTRD) is reserved here.
+CHANNEL_FAULT_NAMES = {0: "undefined instruction", 1: "operand invalid", 5: "event error",
+                       6: "peripheral error", 7: "read/write error", 12: "MFIFO error",
+                       13: "store data unavailable", 16: "instruction fetch error",
+                       17: "data write error", 18: "data read error", 30: "debug instruction",
+                       31: "lockup"}
+# FTRD, the manager's fault type.
+MANAGER_FAULT_NAMES = {0: "undefined instruction", 1: "operand invalid", 4: "DMAGO error",
+                       5: "event error", 16: "instruction fetch error", 30: "debug instruction"}
+# Kept for older code: the channel table (decode FTRD with MANAGER_FAULT_NAMES).
+FAULT_NAMES = CHANNEL_FAULT_NAMES
 
 ThreadState = namedtuple("ThreadState", "thread state state_name pc sar dar ccr lc0 lc1 fault "
                          "fault_names wakeup nonsecure mfifo_bytes reads_queued writes_queued")
+
+U32, U64 = 0xFFFFFFFF, (1 << 64) - 1
+
+
+def _check_int(value, what, hi=U32, lo=0, why=""):
+    """value as an int in lo..hi: TypeError for a non-integer, ValueError out of range (rather
+    than cffi's OverflowError)."""
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, not {type(value).__name__}") from None
+    if not lo <= value <= hi:
+        raise ValueError(f"{what} {value:#x} out of range {lo:#x}..{hi:#x}{why}")
+    return value
+
 
 # run() without a limit still stops: a DMALPFE loop with no peripheral runs for ever.
 DEFAULT_CYCLE_LIMIT = 1 << 28
@@ -67,6 +90,17 @@ class PL330:
                  read_queue_depth=16, write_queue_depth=16, manager_nonsecure=False,
                  irq_nonsecure=0, periph_nonsecure=0, boot_address=None,
                  memory_size=256 << 20, bus=None):
+        for what, value in (("channels", channels), ("peripherals", peripherals),
+                            ("events", events), ("data_width", data_width),
+                            ("mfifo_lines", mfifo_lines), ("read_queue_depth", read_queue_depth),
+                            ("write_queue_depth", write_queue_depth),
+                            ("irq_nonsecure", irq_nonsecure),
+                            ("periph_nonsecure", periph_nonsecure)):
+            _check_int(value, what)
+        if boot_address is not None:
+            _check_int(boot_address, "boot_address")
+        if bus is None:
+            _check_int(memory_size, "memory_size", U64)
         from .._hw import ffi, lib
         self._ffi, self._lib = ffi, lib
         cfg = ffi.new("struct vfl_pl330_config *")
@@ -105,11 +139,13 @@ class PL330:
 
     # ---- memory the engine masters (through its bus) ----
     def mem_write(self, addr, data):
+        addr = _check_int(addr, "address", U64)
         data = bytes(data)
         if self._lib.vfl_bus_write(self._bus, addr, data, len(data)) < 0:
             raise ValueError(f"bus error writing {len(data)} bytes at 0x{addr:x}")
 
     def mem_read(self, addr, n):
+        addr, n = _check_int(addr, "address", U64), _check_int(n, "length", U64)
         buf = self._ffi.new("uint8_t[]", n)
         if self._lib.vfl_bus_read(self._bus, addr, buf, n) < 0:
             raise ValueError(f"bus error reading {n} bytes at 0x{addr:x}")
@@ -124,10 +160,11 @@ class PL330:
 
     # ---- registers ----
     def readl(self, offset):
-        return self._lib.vfl_pl330_readl(self._dma, offset)
+        return self._lib.vfl_pl330_readl(self._dma, _check_int(offset, "register offset"))
 
     def writel(self, offset, value):
-        self._lib.vfl_pl330_writel(self._dma, offset, value & 0xFFFFFFFF)
+        self._lib.vfl_pl330_writel(self._dma, _check_int(offset, "register offset"),
+                                   _check_int(value, "register value"))
 
     def reset(self):
         self._lib.vfl_pl330_reset(self._dma)
@@ -143,11 +180,12 @@ class PL330:
             fast = max_cycles is None
         if max_cycles is None:
             max_cycles = DEFAULT_CYCLE_LIMIT
+        max_cycles = _check_int(max_cycles, "max_cycles", U64)
         return self._lib.vfl_pl330_run(self._dma, max_cycles, 1 if fast else 0)
 
     def run_stepping(self, max_cycles=DEFAULT_CYCLE_LIMIT):
         """Like run(), but never the fast path (tests compare the two)."""
-        return self._lib.vfl_pl330_run(self._dma, max_cycles, 0)
+        return self._lib.vfl_pl330_run(self._dma, _check_int(max_cycles, "max_cycles", U64), 0)
 
     @property
     def idle(self):
@@ -171,6 +209,7 @@ class PL330:
 
     def start(self, channel, pc, nonsecure=False):
         """DMAGO channel at pc, from the manager through the debug interface (as Linux does)."""
+        channel, pc = _check_int(channel, "channel", 7), _check_int(pc, "pc")
         self.debug(bytes([0xA2 if nonsecure else 0xA0, channel]) + pc.to_bytes(4, "little"))
 
     def kill(self, channel=None):
@@ -183,7 +222,8 @@ class PL330:
         out = self._ffi.new("struct vfl_pl330_thread *")
         if self._lib.vfl_pl330_thread_state(self._dma, index, out) < 0:
             raise IndexError(f"no thread {n!r}")
-        faults = [name for bit, name in FAULT_NAMES.items() if out.fault >> bit & 1]
+        table = MANAGER_FAULT_NAMES if index < 0 else CHANNEL_FAULT_NAMES
+        faults = [name for bit, name in table.items() if out.fault >> bit & 1]
         return ThreadState("manager" if index < 0 else index, out.state,
                            STATE_NAMES.get(out.state, f"state {out.state}"), out.pc, out.sar,
                            out.dar, out.ccr, out.lc0, out.lc1, out.fault, faults, out.wakeup,
@@ -196,6 +236,7 @@ class PL330:
     # ---- peripherals and interrupts ----
     def request(self, periph, burst=False, last=False):
         """Peripheral `periph` requests a single or burst transfer; False if one is pending."""
+        periph = _check_int(periph, "peripheral")
         return self._lib.vfl_pl330_request(self._dma, periph, burst, last) == 0
 
     @property
@@ -252,6 +293,8 @@ def memcpy_program(src, dst, length, burst_size=None, burst_len=None, event=0, d
     builds it: DMAMOV CCR/SAR/DAR, then bursts in loops (LC0 around LC1 when more than 256 are
     needed), each burst DMALD, DMARMB, DMAST, DMAWMB; then the leftover beats in one shorter
     burst; then DMASEV event (None: no event) and DMAEND."""
+    for what, value in (("src", src), ("dst", dst), ("length", length)):
+        _check_int(value, f"memcpy_program: {what}", why=" (the PL330 has 32-bit addresses)")
     if burst_size is None or burst_len is None:
         size, blen = linux_burst_shape(src, dst, length, data_width, mfifo_lines, channels)
         burst_size = burst_size or size

@@ -403,7 +403,7 @@ def _encode(item, label_addr, loops):
                 value = ccr_value(value_text, line)
         elif reg in ("SAR", "DAR"):
             want(2)
-            value = _number(ops[1], line, label_addr, what="address") & 0xFFFFFFFF
+            value = _number(ops[1], line, label_addr, lo=0, hi=0xFFFFFFFF, what="address")
         else:
             raise AsmError(line, f"DMAMOV register is SAR, CCR or DAR, not {ops[0]!r}")
         return bytes([0xBC, ("SAR", "CCR", "DAR").index(reg)]) + value.to_bytes(4, "little")
@@ -415,6 +415,6 @@ def _encode(item, label_addr, loops):
                 raise AsmError(line, "DMAGO's optional third operand is 'ns'")
             ns = 2
         chan = _indexed(ops[0], "C", line, 8, "channel")
-        pc = _number(ops[1], line, label_addr, what="address") & 0xFFFFFFFF
+        pc = _number(ops[1], line, label_addr, lo=0, hi=0xFFFFFFFF, what="address")
         return bytes([0xA0 | ns, chan]) + pc.to_bytes(4, "little")
     raise AsmError(line, f"unknown instruction {m!r}")

@@ -42,6 +42,8 @@ class PL330Engine(DeviceModel):
             self.port.set_irq(ABORT_LINE, self._abort)
 
     def mmio_read(self, region, offset, size):
+        if size == 8 and not offset & 7:            # two words, as mmio_write splits them
+            return self.engine.readl(offset) | self.engine.readl(offset + 4) << 32
         word = self.engine.readl(offset & ~3)       # APB: 32-bit registers
         shift = 8 * (offset & 3)
         return (word >> shift) & ((1 << (8 * size)) - 1) if size < 4 else word
