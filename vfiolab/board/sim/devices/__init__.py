@@ -34,13 +34,7 @@ A model registers itself with register_model(compatible, factory); the factory g
 """
 from .base import DeviceModel, DevicePort, RegisterFile, primecell_id_words
 from . import edu, primecell, xgmac
-
-try:        # the C engine (vfiolab/csrc/pl330.c); plain registers if this build lacks it
-    from .pl330 import PL330Engine as _PL330Model
-    from vfiolab._hw import lib as _lib
-    _lib.vfl_pl330_new
-except (ImportError, AttributeError):
-    _PL330Model = primecell.PL330Registers
+from .pl330 import PL330Engine
 
 MODELS = {}
 
@@ -58,7 +52,7 @@ def model_for(node, match_key):
     return RegisterFile(node)
 
 
-register_model("arm,pl330", _PL330Model)
+register_model("arm,pl330", PL330Engine)
 register_model("arm,pl011", primecell.PrimeCellRegisters)
 register_model("arm,pl031", primecell.PrimeCellRegisters)
 register_model("arm,pl061", primecell.PrimeCellRegisters)

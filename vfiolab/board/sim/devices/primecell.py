@@ -1,7 +1,5 @@
 """AMBA PrimeCells without a behavioural model yet: storage plus the ID words that must read right.
-
-The PL330 engine (vfiolab/csrc/pl330.*, vfiolab/hw/pl330.py) replaces PL330Registers when it lands.
-"""
+(The PL330 has its engine: devices/pl330.py.)"""
 from .base import RegisterFile, primecell_id_words
 
 # arm,primecell-periphid from the node wins; otherwise the ID a real part reads.
@@ -23,14 +21,3 @@ class PrimeCellRegisters(RegisterFile):
 
     def fixed_words(self):
         return {0: primecell_id_words(self.periphid())}
-
-
-class PL330Registers(PrimeCellRegisters):
-    """DMA-330 until the engine lands: IDs (0x30 0x13 0x24 0x00, 0xB105F00D) and a plausible CR0."""
-
-    def fixed_words(self):
-        words = primecell_id_words(self.periphid())
-        # CR0: 8 channels, 32 peripheral requests, 32 events, as the Juno DMA-330 is configured.
-        words[0xE00] = (7 << 4) | (31 << 12) | (31 << 17) | 0x1
-        words[0xE14] = 0x3      # CRD: 64-bit data bus
-        return {0: words}
