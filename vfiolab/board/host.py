@@ -35,18 +35,15 @@ def _no_vfio_error(path):
 
 
 def _ioctl_buffer(arg):
-    """(mutable buffer for fcntl.ioctl, callback copying the kernel's answer back) for `arg`."""
-    if isinstance(arg, ctypes._SimpleCData) or isinstance(arg, (ctypes.Structure, ctypes.Union,
-                                                                   ctypes.Array)):
-        # fcntl.ioctl copies a mutable buffer in and out itself; a ctypes object is one.
-        return arg, None
-    if isinstance(arg, bytearray):
-        return arg, None
+    """The mutable buffer fcntl.ioctl is given for `arg`: it copies the buffer in and the kernel's
+    answer back out itself, so a ctypes object or bytearray is updated in place."""
+    if isinstance(arg, (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array, bytearray)):
+        return arg
     if isinstance(arg, memoryview) and not arg.readonly:
-        return arg, None
+        return arg
     if isinstance(arg, (bytes, memoryview)):
         # Read-only by pointer. A trailing NUL makes a name argument a C string whatever its length.
-        return bytearray(arg) + b"\0", None
+        return bytearray(arg) + b"\0"
     raise TypeError(f"ioctl arg must be an int, a ctypes object, bytes or a bytearray, "
                     f"not {type(arg).__name__}")
 
@@ -93,7 +90,7 @@ class HostBoard:
             raise TypeError("ioctl arg must be an int, a ctypes object, bytes or a bytearray, not bool")
         if isinstance(arg, int):
             return fcntl.ioctl(fd, request, arg)
-        buf, _ = _ioctl_buffer(arg)
+        buf = _ioctl_buffer(arg)
         return fcntl.ioctl(fd, request, buf, True)
 
     def read(self, fd, n, offset=None):
