@@ -161,11 +161,11 @@ class PL330Panel:
         parts = [f"FSRD = 0x{fsrd:x}", f"FSRC = 0x{fsrc:08x}"]
         if fsrd:
             ftrd = e.readl(hw.FTRD)
-            names = [n for b, n in hw.FAULT_NAMES.items() if ftrd >> b & 1]
+            names = [n for b, n in hw.MANAGER_FAULT_NAMES.items() if ftrd >> b & 1]
             parts.append(f"FTRD = 0x{ftrd:08x} ({', '.join(names)})")
         for c in _bits(fsrc, e.channels):
             ftr = e.readl(hw.FTR(c))
-            names = [n for b, n in hw.FAULT_NAMES.items() if ftr >> b & 1]
+            names = [n for b, n in hw.CHANNEL_FAULT_NAMES.items() if ftr >> b & 1]
             parts.append(f"FTR{c} = 0x{ftr:08x} ({', '.join(names)})")
         abort = " The abort interrupt line is high." if e.abort_line else ""
         return (f"<div style='color:{RED};font-weight:bold'>{html.escape('; '.join(parts))}."
