@@ -80,14 +80,17 @@ def test_widgets_made_again_replace_the_old_ones(board):
     original = IPython.get_ipython
     IPython.get_ipython = lambda: Shell
     try:
-        first = BusGraph(board)
-        BusGraph(board)                              # the same cell run again
+        lab = vfiolab.lab_board("sim", fresh=True)
+        first = BusGraph(lab)
+        BusGraph(lab)                                # the same cell run again
         assert len(Shell.events.callbacks) == 1
-        with vfiolab.open_board("sim") as fresh:     # setup run again: lab_board(fresh=True)
-            BusGraph(fresh)
-            Inspector(fresh)
-            Inspector(fresh, "1c090000.serial")      # another device: both stay live
-            assert len(Shell.events.callbacks) == 3
+        fresh = vfiolab.lab_board("sim", fresh=True)  # setup run again
+        BusGraph(fresh)
+        Inspector(fresh)
+        Inspector(fresh, "1c090000.serial")          # another device: both stay live
+        assert len(Shell.events.callbacks) == 3
         assert first._shell is None
+        BusGraph(board)                              # another live board beside it: both redraw
+        assert len(Shell.events.callbacks) == 4
     finally:
         IPython.get_ipython = original

@@ -16,6 +16,7 @@ def open_board(kind="sim", **options):
 
 
 _lab_boards = {}
+_retired_lab_boards = []   # boards lab_board(fresh=True) replaced: their live widgets stop redrawing
 
 
 def lab_board(kind=None, fresh=False, **options):
@@ -29,7 +30,9 @@ def lab_board(kind=None, fresh=False, **options):
     kind = kind or os.environ.get("VFIOLAB_BOARD", "sim")
     key = (kind, tuple(sorted(options.items())))
     if fresh and key in _lab_boards:
-        _lab_boards.pop(key).close()
+        old = _lab_boards.pop(key)
+        _retired_lab_boards.append(old)
+        old.close()
     if key not in _lab_boards:
         if not _lab_boards:
             atexit.register(lambda: [board.close() for board in _lab_boards.values()])
