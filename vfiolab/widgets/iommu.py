@@ -9,9 +9,8 @@ faults from board.iommu_faults() (the sim's SMMU model, or the qemu board's logg
 """
 import html
 
+from ..uapi import VFIO_DMA_MAP_FLAG_READ as READ, VFIO_DMA_MAP_FLAG_WRITE as WRITE
 from .memory import BOX, table
-
-READ, WRITE = 1, 2      # VFIO_DMA_MAP_FLAG_READ / _WRITE
 
 
 def mappings_of(board, device):

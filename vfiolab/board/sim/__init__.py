@@ -45,7 +45,7 @@ from .errors import kernel_error
 from .files import AttrFile, DirFile
 from .interrupts import InterruptController
 from .iommu import Smmu
-from .memory import UserMemory
+from .memory import PAGE_SIZE, UserMemory
 from .pci import PciConfigs
 from .sysfs import Sysfs
 from .topology import Topology
@@ -64,7 +64,6 @@ KERNEL_CHANGES = {
     "aligned_capability_chain": ((6, 7), "vfio_info_cap_add aligns each capability to 8 bytes since 6.7"),
     "type1_nesting_extension": ((6, 7), "VFIO_TYPE1_NESTING_IOMMU reported until its removal"),
 }
-PAGE_SIZE = 4096
 # Device work done per system call: up to ROUNDS steps of BUDGET cycles each, per device. Bounded,
 # so a program that never ends (a DMALPFE loop with no peripheral) cannot hang a call.
 SERVICE_ROUNDS, SERVICE_BUDGET = 16, 1 << 16

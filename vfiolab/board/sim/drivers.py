@@ -18,8 +18,8 @@ owned by a VFIO container fails with EBUSY (iommu_device_use_default_domain).
 import errno
 
 from .errors import kernel_error
+from .memory import PAGE_SIZE
 
-PAGE_SIZE = 4096
 
 
 class Driver:

@@ -11,6 +11,10 @@ import errno
 from ..mapping import DmaBuffer
 from .errors import kernel_error
 
+# The simulated arm64 kernel's page size (Debian's arm64 kernels use 4 KiB pages), whatever the
+# page size of the machine the sim runs on: VFIO's alignment rules are in these pages.
+PAGE_SIZE = 4096
+
 
 class Pin:
     def __init__(self, buffer, vaddr, size):

@@ -14,12 +14,12 @@ from vfiolab.board.mapping import RegisterWindow
 
 from . import uapi_layouts as L
 from .errors import kernel_error
+from .memory import PAGE_SIZE
 from .files import File
 from .userbuf import user_pointer
 
 OFFSET_SHIFT = uapi.VFIO_REGION_OFFSET_SHIFT
 OFFSET_MASK = (1 << OFFSET_SHIFT) - 1
-PAGE_SIZE = 4096
 PAGE_SHIFT = 12
 
 
