@@ -11,14 +11,13 @@ ioctl arguments follow the C calling convention a VFIO driver uses:
   - a bytearray is passed by pointer and updated in place;
   - bytes are passed by pointer, read-only (VFIO_GROUP_GET_DEVICE_FD takes the device name).
 """
-import ctypes
 import errno
 import fcntl
 import mmap
 import os
 import select
 
-from .mapping import DmaBuffer, RegisterMapping
+from .mapping import DmaBuffer, RegisterMapping, ioctl_arg
 
 VFIO_DIR = "/dev/vfio"
 TYPE1_UNSAFE_PARAM = "/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts"
@@ -32,20 +31,6 @@ def _no_vfio_error(path):
         "Load one (sudo modprobe vfio-pci, or vfio-platform on ARM with CONFIG_VFIO_PLATFORM), "
         "check `vfiolab doctor host`, or use the sim or qemu board",
         path)
-
-
-def _ioctl_buffer(arg):
-    """The mutable buffer fcntl.ioctl is given for `arg`: it copies the buffer in and the kernel's
-    answer back out itself, so a ctypes object or bytearray is updated in place."""
-    if isinstance(arg, (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array, bytearray)):
-        return arg
-    if isinstance(arg, memoryview) and not arg.readonly:
-        return arg
-    if isinstance(arg, (bytes, memoryview)):
-        # Read-only by pointer. A trailing NUL makes a name argument a C string whatever its length.
-        return bytearray(arg) + b"\0"
-    raise TypeError(f"ioctl arg must be an int, a ctypes object, bytes or a bytearray, "
-                    f"not {type(arg).__name__}")
 
 
 class HostBoard:
@@ -86,12 +71,12 @@ class HostBoard:
         self._fds.discard(fd)
 
     def ioctl(self, fd, request, arg=0):
-        if isinstance(arg, bool):
-            raise TypeError("ioctl arg must be an int, a ctypes object, bytes or a bytearray, not bool")
-        if isinstance(arg, int):
-            return fcntl.ioctl(fd, request, arg)
-        buf = _ioctl_buffer(arg)
-        return fcntl.ioctl(fd, request, buf, True)
+        passed = ioctl_arg(arg)
+        if isinstance(passed, int):
+            return fcntl.ioctl(fd, request, passed)
+        view, writable = passed
+        # fcntl.ioctl copies a writable buffer in and the kernel's answer back out itself.
+        return fcntl.ioctl(fd, request, view if writable else bytearray(view), True)
 
     def read(self, fd, n, offset=None):
         return os.read(fd, n) if offset is None else os.pread(fd, n, offset)

@@ -27,6 +27,27 @@ def buffer_address(buf):
         del anchor  # release the export at once, or the mmap could never be closed
 
 
+def ioctl_arg(arg):
+    """How an ioctl argument is passed, the same on every board: an int by value (returned as is),
+    or a buffer by pointer, returned as (byte view, writable). A ctypes object, a bytearray or a
+    writable memoryview is written back (the kernel's answer lands in it, in place); bytes are
+    read-only and get a trailing NUL, so a name is a C string whatever its length."""
+    if isinstance(arg, bool):
+        raise TypeError("ioctl arg must be an int, a ctypes object, bytes or a bytearray, not bool")
+    if isinstance(arg, int):
+        return arg
+    if isinstance(arg, (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)):
+        return memoryview((ctypes.c_ubyte * ctypes.sizeof(arg)).from_buffer(arg)).cast("B"), True
+    if isinstance(arg, bytearray):
+        return memoryview(arg).cast("B"), True
+    if isinstance(arg, memoryview):
+        return (arg.cast("B") if arg.format != "B" else arg), not arg.readonly
+    if isinstance(arg, bytes):
+        return memoryview(arg + b"\0"), False
+    raise TypeError(f"ioctl arg must be an int, a ctypes object, bytes or a bytearray, "
+                    f"not {type(arg).__name__}")
+
+
 def _libc():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mmap.restype = ctypes.c_void_p

@@ -27,7 +27,7 @@ import time
 import weakref
 
 from ... import uapi
-from ..mapping import RegisterWindow
+from ..mapping import RegisterWindow, ioctl_arg
 from . import image as guest_image
 from . import protocol, smmu_events
 from .machine import RAM_BASE, Machine
@@ -75,22 +75,6 @@ def _libc_mmap():
     libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
                           ctypes.c_int, ctypes.c_long)
     return libc.mmap
-
-
-_CTYPES = (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)
-
-
-def _raw_bytes(arg):
-    if isinstance(arg, _CTYPES):
-        return ctypes.string_at(ctypes.addressof(arg), ctypes.sizeof(arg))
-    return bytes(arg)
-
-
-def _set_raw_bytes(arg, data):
-    if isinstance(arg, _CTYPES):
-        ctypes.memmove(ctypes.addressof(arg), data, min(len(data), ctypes.sizeof(arg)))
-    else:
-        memoryview(arg).cast("B")[:len(data)] = data
 
 
 def _page_runs(gpas):
@@ -381,27 +365,23 @@ class QemuBoard:
 
     def ioctl(self, fd, request, arg=0):
         guest_fd = self._to_guest(fd)
-        if isinstance(arg, bool):
-            raise TypeError("ioctl arg must be an int, a ctypes object, bytes or a bytearray, not bool")
-        if isinstance(arg, int):
-            ret, _ = self._call("ioctl", guest_fd, request, "int", arg)
-        elif isinstance(arg, _CTYPES) or isinstance(arg, bytearray) or (
-                isinstance(arg, memoryview) and not arg.readonly):
-            original = _raw_bytes(arg)
-            data = bytearray(original)
-            self._translate_fds_in(request, data)
-            ret, out = self._call("ioctl", guest_fd, request, "inout", bytes(data))
-            if bytes(data) != original:
-                # The kernel's answer, except where we put the guest's fd numbers: the caller's stay.
-                out = bytes(o if t == a else a for o, t, a in zip(original, data, out))
-            _set_raw_bytes(arg, out)
-        elif isinstance(arg, (bytes, memoryview)):
-            data = bytearray(arg)
-            self._translate_fds_in(request, data)
-            ret, _ = self._call("ioctl", guest_fd, request, "in", bytes(data))
+        passed = ioctl_arg(arg)
+        if isinstance(passed, int):
+            ret, _ = self._call("ioctl", guest_fd, request, "int", passed)
         else:
-            raise TypeError(f"ioctl arg must be an int, a ctypes object, bytes or a bytearray, "
-                            f"not {type(arg).__name__}")
+            view, writable = passed
+            data = bytearray(view)
+            self._translate_fds_in(request, data)
+            if writable:
+                original = bytes(view)
+                ret, out = self._call("ioctl", guest_fd, request, "inout", bytes(data))
+                if bytes(data) != original:
+                    # The kernel's answer, except where we put the guest's fd numbers: the caller's stay.
+                    out = bytes(o if t == a else a for o, t, a in zip(original, data, out))
+                n = min(len(out), len(view))
+                view[:n] = out[:n]
+            else:
+                ret, _ = self._call("ioctl", guest_fd, request, "in", bytes(data))
         if request == uapi.VFIO_GROUP_GET_DEVICE_FD:
             return self._placeholder(ret)
         return ret

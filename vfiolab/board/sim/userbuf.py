@@ -9,10 +9,10 @@
 The kernel's copy_from_user/copy_to_user fail with EFAULT past the end of mapped memory; here the
 end of the object is the end of memory, so reading or writing past it is EFAULT too.
 """
-import ctypes
 import errno
 import struct
 
+from .. import mapping
 from .errors import kernel_error
 
 
@@ -62,23 +62,12 @@ class UserBuffer:
 
 
 def ioctl_arg(arg):
-    """Classify an ioctl argument: an int (by value) or a UserBuffer; TypeError for anything else."""
-    if isinstance(arg, bool):
-        raise TypeError("ioctl arg must be an int, a ctypes object, bytes or a bytearray, not bool")
-    if isinstance(arg, int):
-        return arg
-    if isinstance(arg, (ctypes._SimpleCData, ctypes.Structure, ctypes.Union, ctypes.Array)):
-        view = memoryview((ctypes.c_ubyte * ctypes.sizeof(arg)).from_buffer(arg)).cast("B")
-        return UserBuffer(view, True)
-    if isinstance(arg, bytearray):
-        return UserBuffer(memoryview(arg).cast("B"), True)
-    if isinstance(arg, memoryview):
-        view = arg.cast("B") if arg.format != "B" else arg
-        return UserBuffer(view, not arg.readonly)
-    if isinstance(arg, bytes):
-        return UserBuffer(memoryview(arg + b"\0"), False)
-    raise TypeError(f"ioctl arg must be an int, a ctypes object, bytes or a bytearray, "
-                    f"not {type(arg).__name__}")
+    """An ioctl argument as the sim kernel sees it: an int (by value) or a UserBuffer."""
+    passed = mapping.ioctl_arg(arg)
+    if isinstance(passed, int):
+        return passed
+    view, writable = passed
+    return UserBuffer(view, writable)
 
 
 def user_pointer(arg, what):
