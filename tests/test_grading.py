@@ -131,3 +131,31 @@ def test_tamper_check_sees_a_monkeypatch_in_a_fresh_interpreter():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "vfiolab.grading.checks.judge was replaced by code from <string>" in done.stdout
+
+
+def test_a_check_cell_runs_only_the_observers_its_checks_read():
+    from vfiolab.grading.checks import Observer
+    from vfiolab.grading.observations import LazySeen
+    calls = []
+
+    def cheap(ns):
+        calls.append("cheap")
+        return ns["x"] * 2
+
+    def costly(ns):
+        calls.append("costly")
+        raise RuntimeError("never needed by ex1")
+
+    seen = LazySeen([Observer("cheap", cheap), Observer("costly", costly)], {"x": 21})
+
+    @check("ex1-double", points=1)
+    def double(seen):
+        expect_equal(seen["cheap"], 42, "x doubled")
+
+    results = judge([double.__vfiolab_check__], seen)
+    assert [r.passed for r in results] == [True] and calls == ["cheap"]
+    assert seen["cheap"] == 42 and calls == ["cheap"]           # observed once, then remembered
+    with pytest.raises(Fail, match="could not observe costly: RuntimeError: never needed by ex1"):
+        seen["costly"]
+    with pytest.raises(KeyError, match="no observation named 'other'"):
+        seen["other"]

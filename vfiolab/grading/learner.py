@@ -7,7 +7,7 @@ import __main__
 
 from .checks import judge
 from .lab import find_lab
-from .observations import observe_all, round_trip, seen_from
+from .observations import LazySeen, observe_all, round_trip, seen_from
 from .widgets import exercise_bundle, scoreboard_bundle
 
 
@@ -31,7 +31,11 @@ def public_results(lab=None, exercise=None, namespace=None):
     """Public check results on the current state, for one exercise or all."""
     lab = find_lab(lab) if lab is None or isinstance(lab, str) else lab
     checks, observers = lab.load(hidden=False)
-    seen = seen_from(round_trip(observe_all(observers, namespace or _namespace())))
+    ns = namespace or _namespace()
+    if exercise is None:        # the scoreboard reads everything: observe it all at once
+        seen = seen_from(round_trip(observe_all(observers, ns)))
+    else:                       # one exercise: only the observers its checks read
+        seen = LazySeen(observers, ns)
     return lab, judge([c for c in checks if exercise in (None, c.exercise)], seen)
 
 

@@ -29,6 +29,32 @@ class Seen(dict):
         return value
 
 
+class LazySeen(Seen):
+    """Seen for one exercise in the notebook: an observer runs only when a check reads its name,
+    so a check cell costs what its own checks look at, not the whole lab's observers."""
+
+    def __init__(self, observers, ns):
+        super().__init__()
+        self._observers = {obs.name: obs for obs in observers}
+        self._ns = ns
+
+    def __contains__(self, name):
+        return name in self._observers
+
+    def __getitem__(self, name):
+        if name in self._observers and not dict.__contains__(self, name):
+            observed = round_trip(observe_all([self._observers[name]], self._ns))
+            dict.__setitem__(self, name, from_data(observed[name]))
+        return super().__getitem__(name)
+
+    def get(self, name, default=None):
+        try:
+            self[name]          # observe it now; get() returns the raw value, as Seen's does
+        except (KeyError, Fail):
+            pass
+        return dict.get(self, name, default)
+
+
 def to_data(value):
     """A JSON-able copy of an observed value: bytes-like become {"$bytes": base64}."""
     if isinstance(value, (bytes, bytearray, memoryview)):
