@@ -56,3 +56,34 @@ def test_panel_shows_faults_and_the_iommu_view_the_mappings_and_faults():
         assert "data write error" in panel.html.value and "HIGH" in panel.html.value
         assert "0x40000000" in view.html.value and "translation" in view.html.value
         device.close()
+
+
+def test_a_held_panel_watches_a_copy_the_driver_started():
+    from vfiolab import platform, uapi, vfio
+    from vfiolab.drivers import DmaRegion
+    from vfiolab.drivers.pl330 import PL330Driver
+    with vfiolab.open_board("sim") as board:
+        platform.bind_to_vfio(board, "2c0a0000.dma")
+        with vfio.Container(board) as c, vfio.Group.of_device(board, "2c0a0000.dma") as g:
+            g.set_container(c)
+            c.set_iommu(uapi.VFIO_TYPE1v2_IOMMU)
+            code, src, dst = board.alloc(0x1000), board.alloc(0x1000), board.alloc(0x1000)
+            for buf, iova in ((code, 0x10000), (src, 0x20000), (dst, 0x30000)):
+                c.map_dma(buf, iova, 0x1000)
+            memoryview(src)[:] = bytes(range(256)) * 16
+            with g.device("2c0a0000.dma") as dev:
+                driver = PL330Driver(dev)
+                driver.init(DmaRegion(code, 0x10000, 0x1000))
+                panel = PL330Panel.for_board(board, hold=True)
+                driver.memcpy_start(0x20000, 0x30000, 0x1000)
+                board.poll([driver.irq.eventfd], 0)                 # a board call: nothing runs
+                panel.show_program(bytes(code), 0x10000)
+                assert bytes(dst) == bytes(0x1000) and "PC of ch0" in panel.html.value
+                assert panel.engine.thread(0).state_name != "stopped"
+                panel.run()
+                driver.memcpy_wait()
+                assert bytes(dst) == bytes(src)
+                panel.release()
+                driver.memcpy_start(0x20000, 0x30000, 0x1000)       # runs on its own again
+                driver.memcpy_wait()
+                driver.remove()

@@ -10,7 +10,9 @@ every thread stops or waits; Reset puts the PL330 back to its power-on state.
 
 The panel reads the engine (vfiolab.hw.pl330.PL330) directly, so looking never runs it. On the
 sim board any system call (a register read in a cell, a poll) also lets the engine run: press the
-buttons before touching the board again if you want to watch a program step by step.
+buttons before touching the board again if you want to watch a program step by step, or build the
+panel with PL330Panel.for_board(board, hold=True): then the board leaves the engine to the panel,
+so even a copy your driver starts waits for Step, Play or Run (release() hands the clock back).
 """
 import html
 
@@ -67,8 +69,21 @@ class PL330Panel:
         self.refresh()
 
     @classmethod
-    def for_board(cls, board, device="2c0a0000.dma", **options):
-        return cls(engine_of(board, device), **options)
+    def for_board(cls, board, device="2c0a0000.dma", hold=False, **options):
+        """The panel of `device` on the sim board; hold=True pauses the device's own clock
+        (board.hold) so only the panel's buttons run it."""
+        panel = cls(engine_of(board, device), **options)
+        panel.held = (board, device) if hold else None
+        if hold:
+            board.hold(device)
+        return panel
+
+    def release(self):
+        """Give the engine back to the board: board calls run it again (for_board(hold=True))."""
+        held, self.held = getattr(self, "held", None), None
+        if held:
+            board, device = held
+            board.hold(device, False)
 
     # --- what to show --------------------------------------------------------------------
     def show_program(self, code, iova, name="microcode", through_end=True):
