@@ -53,7 +53,8 @@ struct vfl_bus vfl_flatmem_bus(struct vfl_flatmem *mem)
 uint8_t *vfl_flatmem_base(struct vfl_flatmem *mem) { return mem->base; }
 uint64_t vfl_flatmem_size(struct vfl_flatmem *mem) { return mem->size; }
 
-static int bus_copy(const struct vfl_bus *bus, uint64_t addr, uint8_t *buf, uint64_t n, int access)
+int vfl_bus_copy(const struct vfl_bus *bus, uint64_t addr, uint64_t addr_mask, uint8_t *buf,
+                 uint64_t n, int access)
 {
     while (n) {
         uint64_t len = n;
@@ -66,7 +67,7 @@ static int bus_copy(const struct vfl_bus *bus, uint64_t addr, uint8_t *buf, uint
             memcpy(host, buf, len);
         else
             memcpy(buf, host, len);
-        addr += len;
+        addr = (addr + len) & addr_mask;
         buf += len;
         n -= len;
     }
@@ -75,10 +76,10 @@ static int bus_copy(const struct vfl_bus *bus, uint64_t addr, uint8_t *buf, uint
 
 int vfl_bus_read(const struct vfl_bus *bus, uint64_t addr, void *buf, uint64_t n)
 {
-    return bus_copy(bus, addr, buf, n, VFL_BUS_READ);
+    return vfl_bus_copy(bus, addr, UINT64_MAX, buf, n, VFL_BUS_READ);
 }
 
 int vfl_bus_write(const struct vfl_bus *bus, uint64_t addr, const void *buf, uint64_t n)
 {
-    return bus_copy(bus, addr, (uint8_t *)buf, n, VFL_BUS_WRITE);
+    return vfl_bus_copy(bus, addr, UINT64_MAX, (uint8_t *)buf, n, VFL_BUS_WRITE);
 }

@@ -23,4 +23,9 @@ int vfl_bus_read(const struct vfl_bus *bus, uint64_t addr, void *buf, uint64_t n
 int vfl_bus_write(const struct vfl_bus *bus, uint64_t addr, const void *buf, uint64_t n);
 /* cffi-end */
 
+/* The loop under both, for C models: addresses wrap with addr_mask (0xFFFFFFFF for a 32-bit
+ * master such as the PL330, UINT64_MAX otherwise). buf is read for VFL_BUS_WRITE, else filled. */
+int vfl_bus_copy(const struct vfl_bus *bus, uint64_t addr, uint64_t addr_mask, uint8_t *buf,
+                 uint64_t n, int access);
+
 #endif

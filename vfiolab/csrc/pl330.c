@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "pl330.h"
+#include "flatmem.h"
 
 enum {
     ST_STOPPED = 0, ST_EXECUTING = 1, ST_CACHE_MISS = 2, ST_UPDATING_PC = 3, ST_WAITING_EVENT = 4,
@@ -264,22 +265,7 @@ static void bus_fault(struct vfl_pl330 *d, int chan, uint32_t why)
 
 static int bus_copy(struct vfl_pl330 *d, uint32_t addr, uint8_t *buf, uint32_t n, int access)
 {
-    while (n) {
-        uint64_t len = n;
-        uint8_t *host = d->bus.translate ? d->bus.translate(d->bus.ctx, addr, &len, access) : NULL;
-        if (!host || !len)
-            return -1;
-        if (len > n)
-            len = n;
-        if (access == VFL_BUS_WRITE)
-            memcpy(host, buf, len);
-        else
-            memcpy(buf, host, len);
-        addr += (uint32_t)len;
-        buf += len;
-        n -= (uint32_t)len;
-    }
-    return 0;
+    return vfl_bus_copy(&d->bus, addr, 0xFFFFFFFFu, buf, n, access);   /* 32-bit AXI addresses wrap */
 }
 
 /* ---- instruction decoding ---- */
