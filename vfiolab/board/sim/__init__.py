@@ -74,6 +74,14 @@ def _require_int(value, what):
         raise TypeError(f"{what} must be an int, not {type(value).__name__}")
 
 
+def _require_offset(offset):
+    """pread/pwrite's offset: None (the file position) or a non-negative int (EINVAL otherwise)."""
+    if offset is not None:
+        _require_int(offset, "offset")
+        if offset < 0:
+            raise kernel_error(errno.EINVAL, "negative offset")
+
+
 class SimBoard:
     """The board contract (vfiolab.board) answered by a simulated kernel."""
 
@@ -293,10 +301,7 @@ class SimBoard:
 
     def read(self, fd, n, offset=None):
         _require_int(n, "n")
-        if offset is not None:
-            _require_int(offset, "offset")
-            if offset < 0:
-                raise kernel_error(errno.EINVAL, "negative offset")
+        _require_offset(offset)
         if n < 0:
             raise kernel_error(errno.EINVAL, "negative count")
         _require_int(fd, "fd")
@@ -309,10 +314,7 @@ class SimBoard:
     def write(self, fd, data, offset=None):
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
-        if offset is not None:
-            _require_int(offset, "offset")
-            if offset < 0:
-                raise kernel_error(errno.EINVAL, "negative offset")
+        _require_offset(offset)
         _require_int(fd, "fd")
         if fd in self._eventfds:
             return os.write(fd, data) if offset is None else os.pwrite(fd, data, offset)

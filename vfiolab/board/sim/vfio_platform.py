@@ -198,19 +198,18 @@ class PlatformVfioDevice(VfioDevice):
 
     def _set_mask(self, irq, start, count, flags, data):
         """vfio_platform_set_irq_mask."""
-        if start != 0 or count != 1:
-            raise kernel_error(errno.EINVAL, "vfio_platform_set_irq_mask: start 0, count 1")
-        if not irq.flags & uapi.VFIO_IRQ_INFO_MASKABLE:
-            raise kernel_error(errno.EINVAL, "vfio_platform_set_irq_mask: this IRQ is not maskable")
-        return self._mask_action(irq, flags, data, irq.mask, "mask_virqfd")
+        return self._mask_or_unmask("mask", irq, start, count, flags, data)
 
     def _set_unmask(self, irq, start, count, flags, data):
         """vfio_platform_set_irq_unmask."""
+        return self._mask_or_unmask("unmask", irq, start, count, flags, data)
+
+    def _mask_or_unmask(self, which, irq, start, count, flags, data):
         if start != 0 or count != 1:
-            raise kernel_error(errno.EINVAL, "vfio_platform_set_irq_unmask: start 0, count 1")
+            raise kernel_error(errno.EINVAL, f"vfio_platform_set_irq_{which}: start 0, count 1")
         if not irq.flags & uapi.VFIO_IRQ_INFO_MASKABLE:
-            raise kernel_error(errno.EINVAL, "vfio_platform_set_irq_unmask: this IRQ is not maskable")
-        return self._mask_action(irq, flags, data, irq.unmask, "unmask_virqfd")
+            raise kernel_error(errno.EINVAL, f"vfio_platform_set_irq_{which}: this IRQ is not maskable")
+        return self._mask_action(irq, flags, data, getattr(irq, which), f"{which}_virqfd")
 
     def _mask_action(self, irq, flags, data, action, virqfd_attr):
         if flags & uapi.VFIO_IRQ_SET_DATA_EVENTFD:
