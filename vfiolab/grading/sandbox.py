@@ -2,8 +2,9 @@
 vfiolab.grading.sandbox CONFIG -- KERNEL ARGV...` is the grader's kernel command.
 
 What it does, in order, where Linux allows it (Linux namespaces through libc; no extra package):
-  - a new mount namespace in which the folders where people keep files (/tmp, /root, /home, /work,
-    /srv, /opt, ...) are empty tmpfs, except for what the kernel needs (Python, vfiolab's package,
+  - a new mount namespace in which the folders where people keep files (/tmp, /root, /home, /srv,
+    /opt, every top-level folder that is not the system's, and vfiolab's own source checkout) are
+    empty tmpfs, except for what the kernel needs (Python, vfiolab's package,
     its scratch folder), bound back in; then the instructor's folders given in the config (labs
     with hidden checks, the class's submissions, the gradebook) are covered too, if still visible;
   - a new PID namespace with its own /proc, so the kernel sees no other process and whatever the
@@ -68,8 +69,21 @@ def enter_namespaces():
 
 # Folders where people and programs keep their files: the kernel sees them empty, except for the
 # paths it needs (Python, vfiolab, its scratch folder), which are bound back in.
-PRIVATE_ROOTS = ["/tmp", "/var/tmp", "/dev/shm", "/root", "/home", "/work", "/srv", "/mnt", "/media",
-                 "/opt"]
+PRIVATE_ROOTS = ["/tmp", "/var/tmp", "/dev/shm", "/root", "/home", "/srv", "/mnt", "/media", "/opt"]
+# Top-level folders of the system itself; every other top-level folder (/work, /builds, a CI
+# runner's checkout folder, ...) is private too, since we cannot know what people keep there.
+SYSTEM_ROOTS = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run",
+                "sbin", "sys", "usr", "var"}
+
+
+def private_roots():
+    """PRIVATE_ROOTS, every non-system top-level folder, and the source checkout vfiolab runs from
+    (where labs/*/hidden_checks.py live, wherever it was cloned: seen in CI, whose clone was
+    outside every folder listed above)."""
+    import vfiolab
+    tops = [os.path.join("/", name) for name in sorted(os.listdir("/")) if name not in SYSTEM_ROOTS]
+    checkout = os.path.dirname(os.path.dirname(os.path.realpath(vfiolab.__file__)))
+    return PRIVATE_ROOTS + [t for t in tops if os.path.isdir(t) and not os.path.islink(t)] + [checkout]
 
 
 def _blocked_ancestor(path):
@@ -86,9 +100,10 @@ def _under(path, folder):
     return path == folder or path.startswith(os.path.join(folder, ""))
 
 
-def expose_only(needed, roots=PRIVATE_ROOTS):
+def expose_only(needed, roots=None):
     """Cover each private root (and any folder `nobody` may not traverse above a needed path) with
     an empty tmpfs, then bind the needed paths back into it; returns the covered folders."""
+    roots = private_roots() if roots is None else roots
     needed = sorted({os.path.realpath(p) for p in needed if os.path.exists(p)}, key=len)
     needed = [p for i, p in enumerate(needed) if not any(_under(p, q) for q in needed[:i])]
     covers = [os.path.realpath(r) for r in roots if os.path.isdir(r)]
