@@ -7,8 +7,10 @@ against the real header and compares every number and layout defined here.
 Only the standard library is used: this module also runs inside the qemu board's guest.
 
 Layout note: the header this was checked against is Debian 12's linux-libc-dev (Linux 6.1), where
-struct vfio_device_info is 20 bytes. Linux 6.8 appended `__u32 pad` (24 bytes); the kernel only
-requires argsz >= offsetofend(num_irqs), so both sizes work against either kernel.
+struct vfio_device_info is 20 bytes. Linux 6.8 appended `__u32 pad` (24 bytes; commit a881b496941f
+"vfio: align capability structures"); the kernel only requires argsz >= offsetofend(num_irqs),
+so both sizes work against either kernel. tests/test_uapi.py also passes against Debian 13's
+6.12 header (VFIOLAB_UAPI_INCLUDE), where that tail is the only difference.
 """
 import ctypes
 
