@@ -49,11 +49,16 @@ def test_level_irq_automasks_until_unmasked(board):
         assert counter(board, efd) == 1
         # Lowered, then unmasked: quiet until the next rising edge.
         port.set_irq(1, False)
+        assert board.vfio_irq_masked(target.name, 1)
         board.ioctl(s.device, U.VFIO_DEVICE_SET_IRQS, irq_set(U.VFIO_IRQ_SET_DATA_NONE |
                                                               U.VFIO_IRQ_SET_ACTION_UNMASK, 1))
-        assert board.poll([efd], 0) == []
+        assert board.poll([efd], 0) == [] and not board.vfio_irq_masked(target.name, 1)
         port.set_irq(1, True)
-        assert counter(board, efd) == 1
+        assert counter(board, efd) == 1 and board.vfio_irq_masked(target.name, 1)
+        with pytest.raises(IndexError, match="not 9"):
+            board.vfio_irq_masked(target.name, 9)
+    with pytest.raises(LookupError, match="not open through vfio-platform"):
+        board.vfio_irq_masked(target.name, 1)
 
 
 def test_unmask_through_an_eventfd_like_a_kvm_resamplefd(board):

@@ -50,14 +50,6 @@ CHALLENGE = (ENGINE_SRC, ENGINE_DST, 1 << 20)
 
 
 # --- helpers the observers share -----------------------------------------------------------------
-def _vfio_irq(board, index):
-    """The sim kernel's state of the PL330's VFIO IRQ `index` (masked or not)."""
-    dev = board.device(PL330)
-    group = board.vfio.groups[dev.group.id]
-    vdev = next(v for v in group.devices if v.device is dev)
-    return vdev.irqs[index]
-
-
 def _engine(board):
     return board.model(PL330).engine
 
@@ -155,7 +147,7 @@ def observe_ex3(ns):
     engine = _engine(board)
     efd = ns["efd"]
     return {"dst": dst, "ris": engine.readl(0x024), "fsrc": engine.readl(0x034),
-            "masked": _vfio_irq(board, EVENT_IRQ).masked,
+            "masked": board.vfio_irq_masked(PL330, EVENT_IRQ),
             "eventfd_unread": bool(board.poll([efd], 0))}
 
 
@@ -208,7 +200,7 @@ def observe_again(ns):
     ns["memcpy_wait"]()
     got = bytes(memoryview(ns["dst_buf"]).cast("B")[DST_AGAIN + 5:DST_AGAIN + 5 + 777])
     return {"copied": got == source_pattern(BUF_SIZE)[0x123:0x123 + 777],
-            "masked": _vfio_irq(board, EVENT_IRQ).masked, "ris": _engine(board).readl(0x024)}
+            "masked": board.vfio_irq_masked(PL330, EVENT_IRQ), "ris": _engine(board).readl(0x024)}
 
 
 # --- public checks ------------------------------------------------------------------------------

@@ -424,6 +424,22 @@ class SimBoard:
         iommu = container.iommu if container else None
         return [(d.iova, d.size, d.prot) for d in iommu.dmas] if iommu else []
 
+    def vfio_irq_masked(self, name, index):
+        """Whether VFIO holds device `name`'s interrupt `index` masked (vfio-platform's automasked
+        level IRQs stay masked from the interrupt until VFIO_DEVICE_SET_IRQS unmasks them). A real
+        kernel shows this only as a disabled line; the labs' checks read it here."""
+        device = self.device(name)
+        if device is None:
+            raise KeyError(f"no device {name!r} on this board")
+        group = self.vfio.groups.get(device.group.id) if device.group is not None else None
+        vdev = next((v for v in (group.devices if group else []) if v.device is device), None)
+        irqs = getattr(vdev, "irqs", None)
+        if not irqs:
+            raise LookupError(f"{name} is not open through vfio-platform: no VFIO interrupt state")
+        if not 0 <= index < len(irqs):
+            raise IndexError(f"{name} has VFIO interrupts 0..{len(irqs) - 1}, not {index}")
+        return irqs[index].masked
+
     def model(self, name):
         """The hardware model behind device `name` (e.g. "2c0a0000.dma")."""
         device = self.device(name)
