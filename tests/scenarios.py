@@ -536,7 +536,63 @@ def update_vaddr(board, target):
         assert dma_unmap(board, c, IOVA, PAGE) == PAGE
 
 
+def edu_intx_unmask_through_an_eventfd(board, target):
+    """INTx the way a VMM wires it (KVM's resamplefd): a trigger eventfd, and an unmask eventfd that
+    user space writes to when the guest has handled the interrupt. edu raises INTx (no MSI enabled)
+    with IRQ_RAISE (0x60) and lowers it with IRQ_ACK (0x64); vfio-pci masks INTx as it fires
+    (vfio_intx_handler) until the unmask eventfd is signalled (vfio_pci_intx_unmask_handler)."""
+    raise_irq, ack_irq = 0x60, 0x64
+    with Session(board, target) as s:
+        d = s.device
+        bar0 = U.vfio_region_info(index=U.VFIO_PCI_BAR0_REGION_INDEX)
+        board.ioctl(d, U.VFIO_DEVICE_GET_REGION_INFO, bar0)
+        regs = board.mmap(d, 0x1000, bar0.offset)
+        trigger, unmask = s._keep(board.eventfd()), s._keep(board.eventfd())
+        board.ioctl(d, U.VFIO_DEVICE_SET_IRQS, U.irq_set_eventfds(U.VFIO_PCI_INTX_IRQ_INDEX, [trigger]))
+        board.ioctl(d, U.VFIO_DEVICE_SET_IRQS, U.irq_set_eventfds(
+            U.VFIO_PCI_INTX_IRQ_INDEX, [unmask],
+            flags=U.VFIO_IRQ_SET_DATA_EVENTFD | U.VFIO_IRQ_SET_ACTION_UNMASK))
+
+        def fired(timeout_ms):
+            if not board.poll([trigger], timeout_ms):
+                return 0
+            return int.from_bytes(board.read(trigger, 8), "little")
+
+        try:
+            regs.write32(raise_irq, 1)
+            assert fired(5000) == 1, "edu's INTx did not reach the trigger eventfd"
+            regs.write32(ack_irq, 1)             # the line drops; INTx stays masked
+            regs.write32(raise_irq, 2)           # the line rises again: masked, so nothing
+            assert fired(300) == 0, "INTx fired again before it was unmasked"
+            board.write(unmask, (1).to_bytes(8, "little"))   # "the guest handled it"
+            assert fired(5000) == 1, "writing the unmask eventfd did not unmask INTx"
+            regs.write32(ack_irq, 2)
+        finally:
+            regs.close()
+        board.ioctl(d, U.VFIO_DEVICE_SET_IRQS, U.vfio_irq_set(
+            flags=U.VFIO_IRQ_SET_DATA_NONE | U.VFIO_IRQ_SET_ACTION_TRIGGER,
+            index=U.VFIO_PCI_INTX_IRQ_INDEX, start=0, count=0))
+
+
+def eventfd_counter(board, target):
+    """A board eventfd is a counter: writes add, a read returns the sum and clears it (EAGAIN when
+    zero with EFD_NONBLOCK), and 0xffffffffffffffff is not a value one may write (eventfd_write)."""
+    efd = board.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+    try:
+        assert board.write(efd, (5).to_bytes(8, "little")) == 8
+        assert board.write(efd, (2).to_bytes(8, "little")) == 8
+        assert board.poll([efd], 0) == [efd]
+        assert int.from_bytes(board.read(efd, 8), "little") == 7
+        expect_errno(errno.EAGAIN, board.read, efd, 8)
+        expect_errno(errno.EINVAL, board.write, efd, b"\xff" * 8)
+        expect_errno(errno.EINVAL, board.write, efd, b"\x01\x00")
+    finally:
+        board.close(efd)
+
+
 ALL = [container_misuse, set_iommu_misuse, group_misuse, map_dma_misuse, unmap_dma_misuse,
        unmap_dma_type1_v1, iommu_info_argsz, device_info_misuse, region_access_misuse, irq_misuse,
-       closed_fds, wrong_arg_types, sysfs_garbage, mapping_keeps_the_device_open, update_vaddr]
+       closed_fds, wrong_arg_types, sysfs_garbage, mapping_keeps_the_device_open, update_vaddr,
+       eventfd_counter]
 PL330_ONLY = [pl330_user_space_flow]
+EDU_ONLY = [edu_intx_unmask_through_an_eventfd]

@@ -29,3 +29,8 @@ def qemu(request):
 @pytest.mark.parametrize("scenario", scenarios.ALL, ids=lambda f: f.__name__)
 def test_scenario_on_edu(qemu, scenario):
     scenario(qemu, scenarios.edu(qemu))
+
+
+@pytest.mark.parametrize("scenario", scenarios.EDU_ONLY, ids=lambda f: f.__name__)
+def test_edu_scenario(qemu, scenario):
+    scenario(qemu, scenarios.edu(qemu))

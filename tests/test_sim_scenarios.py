@@ -31,3 +31,8 @@ def test_scenario_on_the_pl330(fvp, scenario):
 @pytest.mark.parametrize("scenario", scenarios.ALL, ids=lambda f: f.__name__)
 def test_scenario_on_edu(virt, scenario):
     scenario(virt, scenarios.edu(virt))
+
+
+@pytest.mark.parametrize("scenario", scenarios.EDU_ONLY, ids=lambda f: f.__name__)
+def test_edu_scenario(virt, scenario):
+    scenario(virt, scenarios.edu(virt))

@@ -95,7 +95,10 @@ class Agent:
         return self.board.read(fd, n, offset)
 
     def op_write(self, fd, data, offset):
-        return self.board.write(fd, data, offset)
+        written = self.board.write(fd, data, offset)
+        if fd in self.watched:  # an eventfd the host wrote: report what the kernel left in it
+            self.forward_event(fd)
+        return written
 
     def op_mmap(self, fd, length, offset, prot, flags):
         mid = self.new_id()

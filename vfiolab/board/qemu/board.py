@@ -8,7 +8,8 @@ learner holds on this side behaves as on a host:
     (VFIO_GROUP_SET_CONTAINER, VFIO_DEVICE_SET_IRQS with eventfds);
   - eventfd() gives a real eventfd of this process; when the guest's twin fires (an MSI through the
     ITS, say) the agent reports it and this side signals the local one, so poll, select and asyncio
-    wait on it directly;
+    wait on it directly; writing it writes the guest's twin (where the kernel may consume it, as
+    vfio's unmask eventfds do) and what is left in the counter comes back here;
   - alloc() gives guest memory: its pages are mapped here from the shared guest RAM, so the buffer
     protocol reads and writes exactly what the device's DMA reads and writes; .vaddr is the guest
     address that VFIO_IOMMU_MAP_DMA takes;
@@ -392,9 +393,12 @@ class QemuBoard:
         return self._call("read", self._to_guest(fd), n, offset)
 
     def write(self, fd, data, offset=None):
-        if fd in self._eventfds:
-            return os.write(fd, data) if offset is None else os.pwrite(fd, data, offset)
-        return self._call("write", self._to_guest(fd), bytes(data), offset)
+        # A board eventfd is written in the guest, where the kernel may be listening to it (an
+        # unmask eventfd, KVM-resamplefd style, is consumed by vfio's virqfd at once); whatever the
+        # kernel leaves in the counter comes back here with the agent's event report, which the
+        # agent sends before its answer, so a read right after this write sees it.
+        target = self._eventfds.get(fd)
+        return self._call("write", self._to_guest(fd) if target is None else target, bytes(data), offset)
 
     def mmap(self, fd, length, offset=0, *, prot=mmap.PROT_READ | mmap.PROT_WRITE, flags=mmap.MAP_SHARED):
         mid, length = self._call("mmap", self._to_guest(fd), length, offset, prot, flags)
