@@ -55,4 +55,11 @@ def test_virt_twin_topology():
     assert [d.name for d in topo.on_bus("amba")] == ["9000000.pl011", "9010000.pl031", "9030000.pl061"]
     assert topo.device("platform", "9050000.smmuv3") is not None
     edu = topo.device("pci", "0000:00:01.0")
-    assert edu.group.id == 0 and edu.stream == 8
+    assert edu.group.id == 1 and edu.stream == 8 and edu.group.devices == [edu]
+    # Slot 3's two functions: a stream ID each (their requester IDs), one group between them.
+    edu2, rng = topo.device("pci", "0000:00:03.0"), topo.device("pci", "0000:00:03.1")
+    assert (edu2.stream, rng.stream) == (0x18, 0x19)
+    assert edu2.group is rng.group and edu2.group.id == 0 and edu2.group.stream_ids == [0x18, 0x19]
+    assert edu2.pci.multifunction and rng.pci.multifunction and not edu.pci.multifunction
+    assert (rng.pci.subsystem_vendor, rng.pci.subsystem_device) == (0x1AF4, 0x0004)
+    assert rng.pci.bars[0] == (0x1000, 0x20) and rng.pci.bars[4] == (0x8000000000, 0x4000)

@@ -140,9 +140,10 @@ def test_viability_needs_every_device_of_the_group(board):
     board.ioctl(group, U.VFIO_GROUP_GET_STATUS, status)
     assert status.flags == 0                                  # the GPIO is still on pl061_gpio
     container = board.open("/dev/vfio/vfio", os.O_RDWR)
-    # iommu_group_claim_dma_owner: a host driver still does DMA in the group.
+    # iommu_group_claim_dma_owner: a host driver still does DMA in the group (EPERM, as the qemu
+    # board's 6.1 kernel answers with virtio-pci in edu's group).
     import ctypes
-    expect_errno(errno.EBUSY, board.ioctl, group, U.VFIO_GROUP_SET_CONTAINER, ctypes.c_int32(container))
+    expect_errno(errno.EPERM, board.ioctl, group, U.VFIO_GROUP_SET_CONTAINER, ctypes.c_int32(container))
     # Unbinding the GPIO (no driver at all) is enough for viability.
     board.sysfs_write(f"{GPIO}/driver/unbind", "1c1d0000.gpio")
     board.ioctl(group, U.VFIO_GROUP_GET_STATUS, status)
@@ -200,10 +201,83 @@ def test_allow_unsafe_interrupts_is_a_module_parameter():
 
 def test_virt_twin_layout():
     with vfiolab.open_board("sim", layout="virt", gic="v2m") as b:
-        assert b.listdir("/sys/bus/pci/devices") == ["0000:00:00.0", "0000:00:01.0"]
+        assert b.listdir("/sys/bus/pci/devices") == ["0000:00:00.0", "0000:00:01.0", "0000:00:03.0",
+                                                     "0000:00:03.1"]
         assert "9000000.pl011" in b.listdir("/sys/bus/amba/devices")
         assert b.readlink("/sys/bus/pci/devices/0000:00:01.0") == \
             "../../../devices/platform/4010000000.pcie/pci0000:00/0000:00:01.0"
+
+
+# The virt twin's shared group, as the qemu board's 6.1 kernel shows it (REFERENCE.md section 9):
+# slot 3 holds a second edu and a virtio-rng (driven by virtio-pci); edu at 00:01.0 stays alone.
+EDU2, RNG = "/sys/bus/pci/devices/0000:00:03.0", "/sys/bus/pci/devices/0000:00:03.1"
+
+
+def _driver(b, base):
+    return os.path.basename(b.readlink(f"{base}/driver")) if "driver" in b.listdir(base) else None
+
+
+def _group_status(b, group):
+    """(VFIO_GROUP_GET_STATUS flags, SET_CONTAINER's answer: 0 or the errno name)."""
+    import ctypes
+    from vfiolab import uapi as U
+    fd = b.open(f"/dev/vfio/{group}", os.O_RDWR)
+    container = b.open("/dev/vfio/vfio", os.O_RDWR)
+    try:
+        status = U.vfio_group_status()
+        b.ioctl(fd, U.VFIO_GROUP_GET_STATUS, status)
+        try:
+            b.ioctl(fd, U.VFIO_GROUP_SET_CONTAINER, ctypes.c_int32(container))
+            answer = 0
+        except OSError as e:
+            answer = errno.errorcode[e.errno]
+        return status.flags, answer
+    finally:
+        b.close(fd)
+        b.close(container)
+
+
+def _give(b, base, driver):
+    name = os.path.basename(base)
+    b.sysfs_write(f"{base}/driver_override", driver)
+    if "driver" in b.listdir(base):
+        b.sysfs_write(f"{base}/driver/unbind", name)
+    b.sysfs_write("/sys/bus/pci/drivers_probe", name)
+
+
+def test_virt_twin_multifunction_slot_shares_a_group():
+    with vfiolab.open_board("sim", layout="virt") as b:
+        ids = [tuple(b.sysfs_read(f"{base}/{a}").strip() for a in ("vendor", "device", "class", "revision",
+                                                                   "subsystem_vendor", "subsystem_device"))
+               for base in (EDU2, RNG)]
+        assert ids == [("0x1234", "0x11e8", "0x00ff00", "0x10", "0x1af4", "0x1100"),
+                       ("0x1af4", "0x1005", "0x00ff00", "0x00", "0x1af4", "0x0004")]
+        assert b.listdir("/sys/kernel/iommu_groups/0/devices") == ["0000:00:03.0", "0000:00:03.1"]
+        assert b.listdir("/sys/kernel/iommu_groups/1/devices") == ["0000:00:01.0"]
+        assert _driver(b, EDU2) is None and _driver(b, RNG) == "virtio-pci"
+        assert b.sysfs_read(f"{RNG}/modalias").strip() == \
+            "pci:v00001AF4d00001005sv00001AF4sd00000004bc00scFFi00"
+        # Header type: both functions carry the multi-function bit, edu at 00:01.0 does not.
+        for base, header in ((EDU2, 0x80), (RNG, 0x80), ("/sys/bus/pci/devices/0000:00:01.0", 0)):
+            fd = b.open(f"{base}/config", os.O_RDONLY)
+            assert b.read(fd, 16)[0x0E] == header
+            b.close(fd)
+
+
+def test_virt_twin_group_viability_follows_virtio_pci():
+    """The answers the qemu board's 6.1 kernel gave (tests/test_qemu_vs_sim.py compares them live)."""
+    with vfiolab.open_board("sim", layout="virt") as b:
+        _give(b, EDU2, "vfio-pci")
+        assert _driver(b, EDU2) == "vfio-pci" and b.listdir("/dev/vfio") == ["0", "vfio"]
+        assert _group_status(b, 0) == (0, "EPERM")           # virtio-pci still drives 00:03.1
+        _give(b, RNG, "vfio-pci")
+        assert _group_status(b, 0) == (1, 0)                  # VIABLE
+        _give(b, RNG, "virtio-pci")
+        assert _driver(b, RNG) == "virtio-pci"
+        assert _group_status(b, 0) == (0, "EPERM")
+        # Unbound (no driver at all) is viable too.
+        b.sysfs_write(f"{RNG}/driver/unbind", "0000:00:03.1")
+        assert _group_status(b, 0) == (1, 0)
 
 
 def test_board_options_are_checked():

@@ -29,10 +29,12 @@ KERNEL_META = "linux-image-arm64"
 PACKAGES = ["busybox-static", "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
             "libc6", "zlib1g", "libexpat1", "libffi8"]
 # Loaded at boot, with their dependencies. virtio-mmio carries the agent's port and the 9p share,
-# so the PCI bus holds only edu (and the host bridge), as a learner expects to see it.
+# so the PCI bus holds only what the labs look at: edu, and behind a PCI bridge a second edu and a
+# virtio-rng that virtio_pci (a module in Debian's kernel, not built in) drives as a host driver.
 TRANSPORT_MODULES = ["virtio_mmio", "virtio_console", "9pnet_virtio", "9p"]
 VFIO_MODULES = ["vfio", "vfio_iommu_type1", "vfio_pci"]
-BOOT_MODULES = TRANSPORT_MODULES + VFIO_MODULES
+HOST_DRIVER_MODULES = ["virtio_pci"]
+BOOT_MODULES = TRANSPORT_MODULES + VFIO_MODULES + HOST_DRIVER_MODULES
 # Parts of the stdlib the guest never needs: leaving them out keeps the initramfs small and fast.
 STDLIB_SKIP = ("test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip", "distutils",
                "pydoc_data", "unittest", "sqlite3", "dbm", "curses", "config-3.11-aarch64-linux-gnu",
@@ -46,7 +48,7 @@ ENCODINGS_KEEP = ("__init__", "aliases", "utf_8", "utf_8_sig", "latin_1", "ascii
                   "utf_16_le", "utf_16_be", "utf_32", "raw_unicode_escape", "unicode_escape",
                   "charmap", "cp1252", "cp437", "hex_codec", "base64_codec", "idna")
 # Bump when the image's content changes, so every cache rebuilds it.
-IMAGE_VERSION = "4"
+IMAGE_VERSION = "5"
 
 SHARE_TAG = "vfiolab"          # 9p mount tag of vfiolab's source
 SHARE_MOUNT = "/opt/vfiolab"   # where the guest mounts it
@@ -67,7 +69,8 @@ log() { echo "vfiolab: $*" > /dev/kmsg; }
 mkdir -p @MOUNT@ /tmp /run
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose @TAG@ @MOUNT@ || log "9p mount of vfiolab's source failed"
 # The agent serves the board contract to the host over the virtio-serial port. It starts now and
-# answers once /run/vfio-loaded exists, so Python starts while the VFIO modules load.
+# answers once /run/vfio-loaded exists, so Python starts while the VFIO modules (and virtio_pci,
+# the host driver of the virtio-rng behind the PCI bridge) load.
 (setsid python3.11 -I -S -B @MOUNT@/vfiolab/board/qemu/agent.py @MOUNT@ </dev/null >/dev/console 2>&1
  echo "@AGENT_EXITED@ (status $?)" > /dev/console) &
 @INSMODS_VFIO@

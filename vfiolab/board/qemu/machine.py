@@ -96,7 +96,12 @@ class Machine:
             "-device", f"virtserialport,chardev=agent,name={guest_image.AGENT_PORT}",
             "-fsdev", f"local,id=src,path={self.share_dir},security_model=none,readonly=on",
             "-device", f"virtio-9p-device,fsdev=src,mount_tag={guest_image.SHARE_TAG}",
-            "-device", "edu",
+            "-device", "edu,addr=1",
+            # A second edu and a virtio-rng that virtio_pci drives, as two functions of one
+            # multi-function slot (00:03.0 and 00:03.1). Conventional PCI functions have no ACS to
+            # keep them apart, so Linux puts both in one IOMMU group (lab 01's viability lesson).
+            "-device", "edu,addr=3.0,multifunction=on",
+            "-device", "virtio-rng-pci,addr=3.1,multifunction=on",
             *self.extra_args]
 
     def start(self, image):

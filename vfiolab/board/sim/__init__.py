@@ -40,7 +40,7 @@ import time
 
 from . import devicetree
 from .devices import DevicePort, model_for
-from .drivers import HOST_DRIVERS, Driver, DriverCore
+from .drivers import DriverCore, host_drivers
 from .errors import kernel_error
 from .files import AttrFile, DirFile
 from .interrupts import InterruptController
@@ -126,9 +126,7 @@ class SimBoard:
         for device in self.topology.devices:
             if device.stream is not None:
                 self._stream_devices.setdefault(device.stream, device)
-        host = [Driver(name, bus, compatibles, suppress, module)
-                for name, bus, compatibles, suppress, module in HOST_DRIVERS]
-        self.drivers = DriverCore(self, host + vfio_drivers())
+        self.drivers = DriverCore(self, host_drivers() + vfio_drivers())
         self.sysfs = Sysfs(self)
         self.vfio = VfioRegistry(self)
         self._misc_files()

@@ -27,10 +27,11 @@ class Driver:
 
     is_vfio = False
 
-    def __init__(self, name, bus, compatibles=(), suppress_bind_attrs=False, module=None):
+    def __init__(self, name, bus, compatibles=(), suppress_bind_attrs=False, module=None, pci_ids=()):
         self.name = name
         self.bus = bus
         self.compatibles = list(compatibles)
+        self.pci_ids = list(pci_ids)                     # static ID table: (vendor, first, last device)
         self.suppress_bind_attrs = suppress_bind_attrs   # no bind/unbind files (e.g. arm-smmu)
         self.module = module or name.replace("-", "_")
         self.dynamic_ids = []                            # PCI new_id entries (vendor, device)
@@ -42,7 +43,9 @@ class Driver:
 
     def id_match(self, device):
         if device.bus == "pci":
-            return (device.pci.vendor, device.pci.device) in self.dynamic_ids
+            fn = device.pci
+            return (fn.vendor, fn.device) in self.dynamic_ids or any(
+                fn.vendor == vendor and first <= fn.device <= last for vendor, first, last in self.pci_ids)
         return any(c in self.compatibles for c in device.compatible)
 
     def probe(self, board, device):
@@ -68,6 +71,19 @@ HOST_DRIVERS = [
     ("arm-smmu-v3", "platform", ["arm,smmu-v3"], True, "arm_smmu_v3"),
     ("pci-host-generic", "platform", ["pci-host-ecam-generic"], True, "pci_host_generic"),
 ]
+
+# Host PCI drivers, by ID. virtio_pci's table is PCI_DEVICE(0x1af4, PCI_ANY_ID) and its probe takes
+# only device IDs 0x1000-0x107f (-ENODEV otherwise): the range is the match here.
+HOST_PCI_DRIVERS = [
+    ("virtio-pci", [(0x1AF4, 0x1000, 0x107F)], "virtio_pci"),
+]
+
+
+def host_drivers():
+    """Every host driver of the sim kernel, platform/amba by compatible, then PCI by ID."""
+    return ([Driver(name, bus, compatibles, suppress, module)
+             for name, bus, compatibles, suppress, module in HOST_DRIVERS]
+            + [Driver(name, "pci", module=module, pci_ids=ids) for name, ids, module in HOST_PCI_DRIVERS])
 
 
 class DriverCore:

@@ -39,7 +39,8 @@ class PciConfigs:
         for i, (address, size) in enumerate(fn.bars):
             if size:
                 struct.pack_into("<I", cfg, 0x10 + 4 * i, address & 0xFFFFFFF0)
-        struct.pack_into("<HH", cfg, 0x2C, 0x1AF4, 0x1100)      # QEMU's subsystem IDs
+        cfg[0x0E] = 0x80 if fn.multifunction else 0x00          # header type 0, multi-function bit
+        struct.pack_into("<HH", cfg, 0x2C, fn.subsystem_vendor, fn.subsystem_device)
         cfg[PCI_CAPABILITY_LIST] = MSI_CAP
         cfg[0x3C] = device.interrupts[0].hwirq & 0xFF if device.interrupts else 0
         cfg[PCI_INTERRUPT_PIN] = 1 if device.interrupts else 0

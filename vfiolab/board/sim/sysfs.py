@@ -128,8 +128,8 @@ class Sysfs:
         vfs, fn, path = self.vfs, device.pci, device.sysfs_path
         vfs.attr(f"{path}/vendor", show=lambda: f"0x{fn.vendor:04x}\n")
         vfs.attr(f"{path}/device", show=lambda: f"0x{fn.device:04x}\n")
-        vfs.attr(f"{path}/subsystem_vendor", show=lambda: "0x1af4\n")
-        vfs.attr(f"{path}/subsystem_device", show=lambda: "0x1100\n")
+        vfs.attr(f"{path}/subsystem_vendor", show=lambda: f"0x{fn.subsystem_vendor:04x}\n")
+        vfs.attr(f"{path}/subsystem_device", show=lambda: f"0x{fn.subsystem_device:04x}\n")
         vfs.attr(f"{path}/class", show=lambda: f"0x{fn.class_code:06x}\n")
         vfs.attr(f"{path}/revision", show=lambda: f"0x{fn.revision:02x}\n")
         # Linux's IRQ number is assigned when a driver first probes the function (pci_assign_irq);
@@ -144,7 +144,7 @@ class Sysfs:
         if device.bus == "pci":
             fn = device.pci
             cls = fn.class_code
-            return (f"pci:v{fn.vendor:08X}d{fn.device:08X}sv00001AF4sd00001100"
+            return (f"pci:v{fn.vendor:08X}d{fn.device:08X}sv{fn.subsystem_vendor:08X}sd{fn.subsystem_device:08X}"
                     f"bc{cls >> 16:02X}sc{(cls >> 8) & 0xFF:02X}i{cls & 0xFF:02X}")
         if device.bus == "amba":
             periphid = device.model.periphid() if hasattr(device.model, "periphid") else 0

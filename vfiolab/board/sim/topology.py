@@ -7,7 +7,10 @@ on the amba bus (of_amba_device_create), other nodes with a `compatible` on the 
 children of a "simple-bus" too; children of a PCI host node are PCI functions.
 
 IOMMU groups: the devices with an SMMU stream ID (`iommus`, or a PCI host's `iommu-map`), numbered
-in tree order; devices sharing a stream ID share a group (arm-smmu's arm_smmu_device_group). Every
+in tree order; devices sharing a stream ID share a group (arm-smmu's arm_smmu_device_group), and so
+do the functions of one multi-function PCI slot, each with its own stream ID: conventional PCI
+functions have no ACS to stop peer-to-peer DMA between them (pci_device_group ->
+get_pci_function_alias_group). Every
 group reserves the software MSI window (arm_smmu_get_resv_regions: MSI_IOVA_BASE 0x8000000,
 MSI_IOVA_LENGTH 0x100000).
 """
@@ -54,6 +57,7 @@ class Device:
         self.model = None                   # DeviceModel (set by the board)
         self.pci = None                     # PciFunction for PCI devices
         self.msi_device_id = None           # ITS DeviceID (PCI requester ID via msi-map)
+        self.group_key = None               # what puts it in a group (stream ID, or a PCI slot)
 
     @property
     def compatible(self):
@@ -74,6 +78,9 @@ class PciFunction:
     class_code: int
     revision: int
     bars: list            # [(address, size)] for BAR0..5
+    subsystem_vendor: int = 0x1AF4      # QEMU's defaults
+    subsystem_device: int = 0x1100
+    multifunction: bool = False         # header type bit 7: one of several functions in its slot
 
     @property
     def rid(self):
@@ -170,7 +177,8 @@ class Topology:
                 bars.append(((assigned[i + 1] << 32) | assigned[i + 2], (assigned[i + 3] << 32) | assigned[i + 4]))
             fn = PciFunction(domain, (devfn >> 16) & 0xFF, (devfn >> 11) & 0x1F, (devfn >> 8) & 0x7,
                              node.cell("vendor-id"), node.cell("device-id"), node.cell("class-code", 0),
-                             node.cell("revision-id", 0), bars + [(0, 0)] * (6 - len(bars)))
+                             node.cell("revision-id", 0), bars + [(0, 0)] * (6 - len(bars)),
+                             node.cell("subsystem-vendor-id", 0x1AF4), node.cell("subsystem-id", 0x1100))
             dev = self._add("pci", fn.name, node, f"{bridge_path}/{fn.name}")
             dev.pci = fn
             dev.regions = fn.bars
@@ -185,6 +193,13 @@ class Topology:
                 dev.stream = iommu_map[2] + fn.rid - iommu_map[0]
             if msi_map and msi_map[0] <= fn.rid < msi_map[0] + msi_map[3]:
                 dev.msi_device_id = msi_map[2] + fn.rid - msi_map[0]
+        functions = [d for d in self.devices if d.pci is not None]
+        for dev in functions:
+            fn = dev.pci
+            siblings = [d for d in functions if (d.pci.bus, d.pci.slot) == (fn.bus, fn.slot)]
+            fn.multifunction = len(siblings) > 1
+            if fn.multifunction and dev.stream is not None:
+                dev.group_key = ("pci slot", fn.domain, fn.bus, fn.slot)
 
     def _add(self, bus, name, node, sysfs_path):
         dev = Device(bus, name, node, sysfs_path)
@@ -195,12 +210,14 @@ class Topology:
         for dev in self.devices:
             if dev.stream is None:
                 continue
-            group = self._by_stream.get(dev.stream)
+            key = dev.group_key if dev.group_key is not None else dev.stream
+            group = self._by_stream.get(key)
             if group is None:
                 group = IommuGroup(len(self.groups))
-                group.stream_ids.append(dev.stream)
                 self.groups.append(group)
-                self._by_stream[dev.stream] = group
+                self._by_stream[key] = group
+            if dev.stream not in group.stream_ids:
+                group.stream_ids.append(dev.stream)
             group.devices.append(dev)
             dev.group = group
 

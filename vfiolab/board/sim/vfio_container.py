@@ -61,12 +61,14 @@ class Container(File):
 
     def attach_group(self, group):
         """vfio_container_attach_group: claim DMA ownership, attach to the backend if any."""
+        # iommu_group_claim_dma_owner: -EPERM while anyone holds DMA ownership (owner_cnt), be it
+        # another user or a host driver (seen on the qemu board's 6.1 kernel: virtio-pci in the group).
         iommu_group = group.iommu_group
         if iommu_group.user_owner is not None:
-            raise kernel_error(errno.EBUSY, "iommu_group_claim_dma_owner: already owned")
+            raise kernel_error(errno.EPERM, "iommu_group_claim_dma_owner: already owned")
         kernel_users = [d.name for d in iommu_group.devices if d.driver is not None and not d.driver.is_vfio]
         if kernel_users:
-            raise kernel_error(errno.EBUSY, "iommu_group_claim_dma_owner: the group is not viable, "
+            raise kernel_error(errno.EPERM, "iommu_group_claim_dma_owner: the group is not viable, "
                                f"{', '.join(kernel_users)} still bound to host drivers")
         if self.iommu is not None:
             self.iommu.attach_group(group)
