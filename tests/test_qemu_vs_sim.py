@@ -2,8 +2,9 @@
 
 The same observation script runs on both boards, with both GICs, and every value a learner can
 observe is compared: the sysfs the labs read, VFIO's answers about edu, IOVA ranges, reserved
-regions, DMA data, MSI delivery, the SMMU fault on a DMA to an unmapped IOVA, and the GICv2m
-refusal without allow_unsafe_interrupts. A difference is a sim bug unless a test says why the real
+regions, DMA data, MSI delivery, the SMMU fault on a DMA to an unmapped IOVA, the GICv2m
+refusal without allow_unsafe_interrupts, and the shared IOMMU group of slot 00:03 (a second edu
+and a virtio-rng that virtio-pci drives): its members, drivers and viability as drivers change. A difference is a sim bug unless a test says why the real
 kernel must differ (then the comparison leaves that value out, with the reason beside it).
 """
 import ctypes
@@ -65,6 +66,7 @@ def observe(board):
     seen["edu iommu_group before binding"] = "iommu_group" in board.listdir(base)
     # Bind as the labs teach.
     group = scenarios.bind(board, edu)
+    seen["edu group"] = group
     seen["edu driver"] = posixpath.basename(board.readlink(f"{base}/driver"))
     seen["driver_override after"] = board.sysfs_read(f"{base}/driver_override")
     seen["group devices"] = board.listdir(f"/sys/kernel/iommu_groups/{group}/devices")
@@ -126,6 +128,63 @@ def observe(board):
     return seen
 
 
+SLOT3 = ("0000:00:03.0", "0000:00:03.1")          # the second edu, the virtio-rng
+PCI_IDS = ("vendor", "device", "class", "revision", "subsystem_vendor", "subsystem_device")
+
+
+def _driver_of(board, name):
+    base = f"/sys/bus/pci/devices/{name}"
+    return posixpath.basename(board.readlink(f"{base}/driver")) if "driver" in board.listdir(base) else None
+
+
+def _give(board, name, driver):
+    """driver_override, unbind, drivers_probe (vfiolab.platform.bind_to_vfio's steps, any driver)."""
+    base = f"/sys/bus/pci/devices/{name}"
+    board.sysfs_write(f"{base}/driver_override", driver)
+    if "driver" in board.listdir(base):
+        board.sysfs_write(f"{base}/driver/unbind", name)
+    board.sysfs_write("/sys/bus/pci/drivers_probe", name)
+    return _driver_of(board, name)
+
+
+def _viability(board, group):
+    """VFIO_GROUP_GET_STATUS flags and SET_CONTAINER's answer (0 or the errno name)."""
+    group_fd = board.open(f"/dev/vfio/{group}", os.O_RDWR)
+    container = board.open("/dev/vfio/vfio", os.O_RDWR)
+    try:
+        status = U.vfio_group_status()
+        board.ioctl(group_fd, U.VFIO_GROUP_GET_STATUS, status)
+        attach = _errno_or(lambda: board.ioctl(group_fd, U.VFIO_GROUP_SET_CONTAINER, ctypes.c_int32(container)))
+        return status.flags, attach
+    finally:
+        board.close(group_fd)
+        board.close(container)
+
+
+def observe_shared_group(board):
+    """Slot 00:03's group, as lab 01 walks it: who is in it, who drives them, when it is viable."""
+    edu2, rng = SLOT3
+    seen = {}
+    seen["slot 3 ids"] = [[board.sysfs_read(f"/sys/bus/pci/devices/{n}/{a}").strip() for a in PCI_IDS]
+                          for n in SLOT3]
+    seen["slot 3 drivers at boot"] = [_driver_of(board, n) for n in SLOT3]
+    group = posixpath.basename(board.readlink(f"/sys/bus/pci/devices/{rng}/iommu_group"))
+    seen["slot 3 group"] = group
+    seen["slot 3 members at boot"] = board.listdir(f"/sys/kernel/iommu_groups/{group}/devices")
+    seen["edu2 to vfio-pci"] = _give(board, edu2, "vfio-pci")
+    seen["edu2 group"] = posixpath.basename(board.readlink(f"/sys/bus/pci/devices/{edu2}/iommu_group"))
+    seen["slot 3 members with edu2 bound"] = board.listdir(f"/sys/kernel/iommu_groups/{group}/devices")
+    seen["viability with virtio-pci in the group"] = _viability(board, group)
+    seen["rng to vfio-pci"] = _give(board, rng, "vfio-pci")
+    seen["viability with both on vfio-pci"] = _viability(board, group)
+    seen["rng back to virtio-pci"] = _give(board, rng, "virtio-pci")
+    seen["viability with virtio-pci back"] = _viability(board, group)
+    board.sysfs_write(f"/sys/bus/pci/devices/{rng}/driver/unbind", rng)
+    seen["viability with rng unbound"] = _viability(board, group)
+    seen["dmesg says why rng joined the group"] = f"{rng}: Adding to iommu group {group}" in _dmesg_text(board)
+    return seen
+
+
 def observe_platform(board):
     """The platform and amba devices of the board, and their drivers."""
     seen = {}
@@ -163,9 +222,9 @@ def pair(request):
     """(sim observations, qemu observations) for one GIC configuration."""
     options = BOARDS[request.param]
     with vfiolab.open_board("sim", layout="virt", **options) as sim:
-        sim_seen = observe(sim), observe_platform(sim)
+        sim_seen = {**observe(sim), **observe_shared_group(sim)}, observe_platform(sim)
     with vfiolab.open_board("qemu", quiet=True, **options) as qemu:
-        qemu_seen = observe(qemu), observe_platform(qemu)
+        qemu_seen = {**observe(qemu), **observe_shared_group(qemu)}, observe_platform(qemu)
     return sim_seen, qemu_seen
 
 
@@ -177,6 +236,13 @@ WHY_REAL_DIFFERS = {
         "driver probes it (really_probe -> pci_dma_configure -> of_iommu_configure), so unbound "
         "edu has no iommu_group link yet; the sim models a kernel that makes the group when the "
         "device is added (newer IOMMU cores do). Checked from the real side below.",
+    "slot 3 members at boot":
+        "The same 6.1 behaviour: virtio-pci probes 00:03.1 at boot, so the group exists with it alone; "
+        "the unbound edu at 00:03.0 joins it when first bound (compared after that). Checked from the "
+        "real side below.",
+    "dmesg says why rng joined the group":
+        "The sim makes groups at boot and logs no 'Adding to iommu group' line. Checked from the real "
+        "side below.",
 }
 # Differences that are sim bugs, expected to fail until fixed. (The two found so far, the SMMU
 # event lines in dmesg and a platform device for the GIC, are fixed in the sim.)
@@ -187,7 +253,12 @@ OBSERVED = ["pci devices", "edu attributes", "edu bound before", "edu iommu_grou
             "group devices", "reserved regions", "/dev/vfio has the group", "group status",
             "iova pgsizes", "iova ranges", "device info", "regions", "irqs", "edu id", "config ids",
             "msi to device", "msi to ram", "dma data came back", "msi after a faulting dma", "fault",
-            "fault logged as an SMMU event", "buffer untouched by the faulting dma"]
+            "fault logged as an SMMU event", "buffer untouched by the faulting dma", "edu group",
+            "slot 3 ids", "slot 3 drivers at boot", "slot 3 group", "slot 3 members at boot",
+            "edu2 to vfio-pci", "edu2 group", "slot 3 members with edu2 bound",
+            "viability with virtio-pci in the group", "rng to vfio-pci", "viability with both on vfio-pci",
+            "rng back to virtio-pci", "viability with virtio-pci back", "viability with rng unbound",
+            "dmesg says why rng joined the group"]
 
 
 def _case(what):
@@ -208,6 +279,26 @@ def test_real_kernel_6_1_has_no_group_before_binding(pair):
     """The other side of WHY_REAL_DIFFERS: the qemu board's kernel really shows no group yet."""
     _, (real, _) = pair
     assert real["edu iommu_group before binding"] is False
+
+
+def test_real_kernel_6_1_groups_slot_3_at_first_probe(pair):
+    """The other side of the slot 3 entries of WHY_REAL_DIFFERS: at boot the real group holds only
+    the virtio-rng (virtio-pci probed it); edu at 00:03.0 joins when vfio-pci first probes it."""
+    _, (real, _) = pair
+    assert real["slot 3 members at boot"] == ["0000:00:03.1"]
+    assert real["slot 3 members with edu2 bound"] == list(SLOT3)
+    assert real["dmesg says why rng joined the group"] is True
+
+
+def test_shared_group_viability_as_the_real_kernel_answers(pair):
+    """What lab 01 teaches, seen on the real kernel (and, by the comparisons above, on the sim)."""
+    _, (real, _) = pair
+    assert real["slot 3 drivers at boot"] == [None, "virtio-pci"]
+    assert real["viability with virtio-pci in the group"] == (0, "EPERM")
+    assert real["viability with both on vfio-pci"] == (U.VFIO_GROUP_FLAGS_VIABLE, 0)
+    assert real["viability with virtio-pci back"] == (0, "EPERM")
+    assert real["viability with rng unbound"] == (U.VFIO_GROUP_FLAGS_VIABLE, 0)
+    assert (real["slot 3 group"], real["edu group"]) == ("0", "1")
 
 
 def test_sim_platform_devices_are_real_ones(pair):
