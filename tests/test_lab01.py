@@ -50,6 +50,12 @@ def test_notebook_runs_on_the_qemu_board(monkeypatch):
     nb, _ = run_notebook("qemu", monkeypatch)
     assert "total: 10/10" in outputs(nb, "scoreboard")
     assert "0000:00:01.0 is now held by vfio-pci | host driver was None" in outputs(nb, "ex3-answer")
+    # Slot 3's shared group: the second edu joined it when vfio-pci probed it; virtio-pci blocks it.
+    assert "IOMMU group 0: ['0000:00:03.0', '0000:00:03.1']" in outputs(nb, "groups-list")
+    assert "the group with the most devices: 0" in outputs(nb, "groups-list")
+    assert "0000:00:03.0 is on vfio-pci; group 0 viable? False" in outputs(nb, "viable-demo")
+    assert "{'0000:00:03.1': 'virtio-pci'}" in outputs(nb, "viable-demo")
+    assert "blockers left: []" in outputs(nb, "ex5-answer")
     assert "0x008000000-0x0080fffff msi" in outputs(nb, "resv-show")      # the real arm-smmu-v3's window
     assert "PL330         0 found" in outputs(nb, "qemu-check")
 
