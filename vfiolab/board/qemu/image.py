@@ -29,8 +29,8 @@ KERNEL_META = "linux-image-arm64"
 PACKAGES = ["busybox-static", "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
             "libc6", "zlib1g", "libexpat1", "libffi8"]
 # Loaded at boot, with their dependencies. virtio-mmio carries the agent's port and the 9p share,
-# so the PCI bus holds only what the labs look at: edu, and behind a PCI bridge a second edu and a
-# virtio-rng that virtio_pci (a module in Debian's kernel, not built in) drives as a host driver.
+# so the PCI bus holds only what the labs look at: edu, and in slot 3 a second edu and a virtio-rng
+# that virtio_pci (a module in Debian's kernel, not built in) drives as a host driver.
 TRANSPORT_MODULES = ["virtio_mmio", "virtio_console", "9pnet_virtio", "9p"]
 VFIO_MODULES = ["vfio", "vfio_iommu_type1", "vfio_pci"]
 HOST_DRIVER_MODULES = ["virtio_pci"]
@@ -70,7 +70,7 @@ mkdir -p @MOUNT@ /tmp /run
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose @TAG@ @MOUNT@ || log "9p mount of vfiolab's source failed"
 # The agent serves the board contract to the host over the virtio-serial port. It starts now and
 # answers once /run/vfio-loaded exists, so Python starts while the VFIO modules (and virtio_pci,
-# the host driver of the virtio-rng behind the PCI bridge) load.
+# the host driver of slot 3's virtio-rng) load.
 (setsid python3.11 -I -S -B @MOUNT@/vfiolab/board/qemu/agent.py @MOUNT@ </dev/null >/dev/console 2>&1
  echo "@AGENT_EXITED@ (status $?)" > /dev/console) &
 @INSMODS_VFIO@
