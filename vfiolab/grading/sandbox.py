@@ -83,7 +83,9 @@ def private_roots():
     import vfiolab
     tops = [os.path.join("/", name) for name in sorted(os.listdir("/")) if name not in SYSTEM_ROOTS]
     checkout = os.path.dirname(os.path.dirname(os.path.realpath(vfiolab.__file__)))
-    return PRIVATE_ROOTS + [t for t in tops if os.path.isdir(t) and not os.path.islink(t)] + [checkout]
+    is_checkout = os.path.exists(os.path.join(checkout, "pyproject.toml"))  # not site-packages
+    return (PRIVATE_ROOTS + [t for t in tops if os.path.isdir(t) and not os.path.islink(t)]
+            + ([checkout] if is_checkout else []))
 
 
 def _blocked_ancestor(path):
