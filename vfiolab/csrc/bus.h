@@ -19,6 +19,10 @@ struct vfl_bus {
      * addr + *len with another call. A NULL translate means every access faults. */
     uint8_t *(*translate)(void *ctx, uint64_t addr, uint64_t *len, int access);
     void *ctx;
+    /* Told after [addr, addr + len) was written through translate()'s pointer (NULL: nobody
+     * listens). The sim's SMMU keeps what each stream wrote, so a check can tell a device's DMA
+     * from bytes the CPU put there. */
+    void (*wrote)(void *ctx, uint64_t addr, uint64_t len);
 };
 /* cffi-end */
 

@@ -46,7 +46,7 @@ void vfl_flatmem_free(struct vfl_flatmem *mem)
 
 struct vfl_bus vfl_flatmem_bus(struct vfl_flatmem *mem)
 {
-    struct vfl_bus bus = { flat_translate, mem };
+    struct vfl_bus bus = { flat_translate, mem, NULL };
     return bus;
 }
 
@@ -63,9 +63,11 @@ int vfl_bus_copy(const struct vfl_bus *bus, uint64_t addr, uint64_t addr_mask, u
             return -1;
         if (len > n)
             len = n;
-        if (access == VFL_BUS_WRITE)
+        if (access == VFL_BUS_WRITE) {
             memcpy(host, buf, len);
-        else
+            if (bus->wrote)
+                bus->wrote(bus->ctx, addr, len);
+        } else
             memcpy(buf, host, len);
         addr = (addr + len) & addr_mask;
         buf += len;

@@ -1,6 +1,7 @@
 /* The sim board's IOMMU model: see iommu.h. Mappings are kept sorted by IOVA in an array, so a
  * translation is a binary search; domains are small (VFIO caps them at 65535 mappings). */
 #include "iommu.h"
+#include "flatmem.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -17,11 +18,22 @@ struct vfl_iommu_domain {
     size_t count, capacity;
 };
 
+/* What a stream wrote: sorted, disjoint, non-adjacent [start, end) IOVA ranges. */
+struct vfl_written {
+    struct vfl_iommu_range *r;
+    size_t n, capacity;
+};
+
+/* Past this many ranges the two closest merge (the record may then claim a gap was written:
+ * never that written bytes were not). */
+#define WRITTEN_MAX 4096
+
 struct vfl_stream {
     struct vfl_bus bus;          /* first: the bus handed out is the stream itself */
     struct vfl_smmu *smmu;
     uint32_t id;
     struct vfl_iommu_domain *domain;
+    struct vfl_written written;
 };
 
 #define DOORBELL_LOG 64
@@ -146,8 +158,10 @@ void vfl_smmu_free(struct vfl_smmu *smmu)
 {
     if (!smmu)
         return;
-    for (size_t i = 0; i < smmu->nstreams; i++)
+    for (size_t i = 0; i < smmu->nstreams; i++) {
+        free(smmu->streams[i]->written.r);
         free(smmu->streams[i]);
+    }
     free(smmu->streams);
     free(smmu->faults);
     free(smmu);
@@ -234,11 +248,96 @@ static uint8_t *stream_translate(void *ctx, uint64_t addr, uint64_t *len, int ac
     return (uint8_t *)(m->host + offset);
 }
 
-struct vfl_bus *vfl_smmu_stream_bus(struct vfl_smmu *smmu, uint32_t stream)
+static struct vfl_stream *find_stream(const struct vfl_smmu *smmu, uint32_t stream)
 {
     for (size_t i = 0; i < smmu->nstreams; i++)
         if (smmu->streams[i]->id == stream)
-            return &smmu->streams[i]->bus;
+            return smmu->streams[i];
+    return NULL;
+}
+
+/* ---- what each stream wrote ------------------------------------------------------------------ */
+
+static void merge_closest(struct vfl_written *w)
+{
+    size_t best = 0;
+    for (size_t i = 1; i + 1 < w->n; i++)
+        if (w->r[i + 1].start - w->r[i].end < w->r[best + 1].start - w->r[best].end)
+            best = i;
+    w->r[best].end = w->r[best + 1].end;
+    memmove(&w->r[best + 1], &w->r[best + 2], (w->n - best - 2) * sizeof(*w->r));
+    w->n--;
+}
+
+static void stream_wrote(void *ctx, uint64_t addr, uint64_t len)
+{
+    struct vfl_written *w = &((struct vfl_stream *)ctx)->written;
+    uint64_t start = addr, end = addr + len;
+    if (!len || end < start)
+        return;
+    /* The common case, a copy going up: it extends the last range. */
+    if (w->n && w->r[w->n - 1].start <= start && start <= w->r[w->n - 1].end) {
+        if (end > w->r[w->n - 1].end)
+            w->r[w->n - 1].end = end;
+        return;
+    }
+    size_t lo = 0;                /* first range ending at or after start */
+    while (lo < w->n && w->r[lo].end < start)
+        lo++;
+    size_t hi = lo;               /* ranges [lo, hi) touch [start, end): merge them */
+    while (hi < w->n && w->r[hi].start <= end)
+        hi++;
+    if (hi > lo) {
+        if (w->r[lo].start < start)
+            start = w->r[lo].start;
+        if (w->r[hi - 1].end > end)
+            end = w->r[hi - 1].end;
+        w->r[lo].start = start;
+        w->r[lo].end = end;
+        memmove(&w->r[lo + 1], &w->r[hi], (w->n - hi) * sizeof(*w->r));
+        w->n -= hi - lo - 1;
+        return;
+    }
+    if (w->n == w->capacity) {
+        size_t capacity = w->capacity ? 2 * w->capacity : 16;
+        struct vfl_iommu_range *r = capacity <= WRITTEN_MAX ? realloc(w->r, capacity * sizeof(*r)) : NULL;
+        if (r) {
+            w->r = r;
+            w->capacity = capacity;
+        } else {
+            merge_closest(w);                            /* n >= 2 here: WRITTEN_MAX is large */
+            stream_wrote(ctx, start, end - start);       /* the table changed: place it again */
+            return;
+        }
+    }
+    memmove(&w->r[lo + 1], &w->r[lo], (w->n - lo) * sizeof(*w->r));
+    w->r[lo].start = start;
+    w->r[lo].end = end;
+    w->n++;
+}
+
+size_t vfl_smmu_written(const struct vfl_smmu *smmu, uint32_t stream, struct vfl_iommu_range *out,
+                        size_t max)
+{
+    const struct vfl_stream *s = find_stream(smmu, stream);
+    size_t n = s ? s->written.n : 0;
+    if (out && n)
+        memcpy(out, s->written.r, (n < max ? n : max) * sizeof(*out));
+    return n;
+}
+
+void vfl_smmu_clear_written(struct vfl_smmu *smmu, uint32_t stream)
+{
+    struct vfl_stream *s = find_stream(smmu, stream);
+    if (s)
+        s->written.n = 0;
+}
+
+struct vfl_bus *vfl_smmu_stream_bus(struct vfl_smmu *smmu, uint32_t stream)
+{
+    struct vfl_stream *known = find_stream(smmu, stream);
+    if (known)
+        return &known->bus;
     if (smmu->nstreams == smmu->stream_capacity) {
         size_t capacity = smmu->stream_capacity ? 2 * smmu->stream_capacity : 8;
         struct vfl_stream **streams = realloc(smmu->streams, capacity * sizeof(*streams));
@@ -251,6 +350,7 @@ struct vfl_bus *vfl_smmu_stream_bus(struct vfl_smmu *smmu, uint32_t stream)
     if (!s)
         return NULL;
     s->bus.translate = stream_translate;
+    s->bus.wrote = stream_wrote;
     s->bus.ctx = s;
     s->smmu = smmu;
     s->id = stream;
@@ -269,32 +369,12 @@ int vfl_smmu_attach(struct vfl_smmu *smmu, uint32_t stream, struct vfl_iommu_dom
 
 /* ---- copying through any bus ---------------------------------------------------------------- */
 
-static int dma_copy(struct vfl_bus *bus, uint64_t addr, uint8_t *local, uint64_t len, int access)
-{
-    while (len) {
-        uint64_t chunk = len;
-        uint8_t *host = bus->translate ? bus->translate(bus->ctx, addr, &chunk, access) : NULL;
-        if (!host || !chunk)
-            return -EFAULT;
-        if (chunk > len)
-            chunk = len;
-        if (access == VFL_BUS_WRITE)
-            memcpy(host, local, chunk);
-        else
-            memcpy(local, host, chunk);
-        addr += chunk;
-        local += chunk;
-        len -= chunk;
-    }
-    return 0;
-}
-
 int vfl_dma_read(struct vfl_bus *bus, uint64_t addr, void *dst, uint64_t len)
 {
-    return dma_copy(bus, addr, dst, len, VFL_BUS_READ);
+    return vfl_bus_copy(bus, addr, UINT64_MAX, dst, len, VFL_BUS_READ) ? -EFAULT : 0;
 }
 
 int vfl_dma_write(struct vfl_bus *bus, uint64_t addr, const void *src, uint64_t len)
 {
-    return dma_copy(bus, addr, (uint8_t *)src, len, VFL_BUS_WRITE);
+    return vfl_bus_copy(bus, addr, UINT64_MAX, (uint8_t *)src, len, VFL_BUS_WRITE) ? -EFAULT : 0;
 }

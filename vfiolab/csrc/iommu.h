@@ -63,6 +63,17 @@ void vfl_smmu_clear_faults(struct vfl_smmu *smmu);
 void vfl_smmu_record_fault(struct vfl_smmu *smmu, uint32_t stream, uint64_t iova, uint64_t len,
                            int access, int reason);
 
+/* An IOVA range [start, end). */
+struct vfl_iommu_range {
+    uint64_t start, end;
+};
+
+/* What stream has written so far (successful DMA writes, doorbells included), as sorted disjoint
+ * ranges: fills up to max of out (may be NULL), returns how many there are. */
+size_t vfl_smmu_written(const struct vfl_smmu *smmu, uint32_t stream, struct vfl_iommu_range *out,
+                        size_t max);
+void vfl_smmu_clear_written(struct vfl_smmu *smmu, uint32_t stream);
+
 /* Doorbell writes since the last call, oldest first (at most max; the log holds 64). */
 size_t vfl_smmu_take_doorbell_writes(struct vfl_smmu *smmu, struct vfl_iommu_doorbell_write *out,
                                      size_t max);

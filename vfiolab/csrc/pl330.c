@@ -714,6 +714,8 @@ static uint64_t copy_iterations(struct vfl_pl330 *d, struct thread *t, uint64_t 
         } else {
             memcpy(dst, src, len);
         }
+        if (d->bus.wrote)
+            d->bus.wrote(d->bus.ctx, t->dar, len);
         t->sar += (uint32_t)len;
         t->dar += (uint32_t)len;
         done += k;

@@ -422,6 +422,15 @@ class SimBoard:
         iommu = container.iommu if container else None
         return [(d.iova, d.size, d.prot) for d in iommu.dmas] if iommu else []
 
+    def dma_writes(self, name):
+        """[(iova, length)] device `name` has written by DMA so far (through its SMMU stream),
+        merged and in IOVA order: what a check needs to tell the device's work from bytes the CPU
+        put in a buffer. A real kernel keeps no such record."""
+        device = self.device(name)
+        if device is None:
+            raise KeyError(f"no device {name!r} on this board")
+        return self.smmu.written(device.stream) if device.stream is not None else []
+
     def vfio_irq_masked(self, name, index):
         """Whether VFIO holds device `name`'s interrupt `index` masked (vfio-platform's automasked
         level IRQs stay masked from the interrupt until VFIO_DEVICE_SET_IRQS unmasks them). A real

@@ -90,6 +90,16 @@ class Smmu:
         """Write through the stream's translation: True, or False after recording a fault."""
         return lib.vfl_dma_write(self.bus(stream), addr, data, len(data)) == 0
 
+    def written(self, stream):
+        """[(iova, length)] the stream has written so far (its DMA, not the CPU's), merged, in order."""
+        n = lib.vfl_smmu_written(self._ptr, stream, ffi.NULL, 0)
+        ranges = ffi.new("struct vfl_iommu_range[]", max(n, 1))
+        n = min(n, lib.vfl_smmu_written(self._ptr, stream, ranges, n))
+        return [(r.start, r.end - r.start) for r in ranges[0:n]]
+
+    def clear_written(self, stream):
+        lib.vfl_smmu_clear_written(self._ptr, stream)
+
     def record_fault(self, stream, iova, length, access, reason=lib.VFL_FAULT_TRANSLATION):
         lib.vfl_smmu_record_fault(self._ptr, stream, iova, length, access, reason)
 
