@@ -20,10 +20,10 @@ LAB = os.path.join(os.path.dirname(__file__), "..", "labs", "02-vfio-pl330")
 NOTEBOOK = "02-vfio-pl330.ipynb"
 
 
-def execute(nb, folder, board="sim", timeout=120):
+def execute(nb, folder, board="sim", timeout=120, allow_errors=False):
     os.environ["VFIOLAB_BOARD"] = board     # the kernel inherits it
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                        resources={"metadata": {"path": folder}}).execute()
     finally:
         os.environ.pop("VFIOLAB_BOARD", None)
@@ -80,3 +80,22 @@ def test_whole_notebook_runs_with_the_qemu_board(tmp_path):
     assert "IOMMU faults: []" in outputs
     if find_qemu("qemu-system-arm"):
         assert "same destination bytes: True" in outputs
+
+
+def test_a_copy_made_by_the_cpu_does_not_pass_for_the_devices(tmp_path):
+    """Exercise 3 with memcpy_start copying by CPU: the bytes are right, the check still fails and
+    says why (the PL330's DMA never wrote them: board.dma_writes)."""
+    folder = shutil.copytree(LAB, tmp_path / "lab")
+    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    answer, check = ids.index("ex3-answer"), ids.index("ex3")
+    nb.cells[answer].source = (
+        "def memcpy_start(src, dst, size):\n"
+        "    dst_buf[dst - DST_IOVA:dst - DST_IOVA + size] = src_buf[src - SRC_IOVA:src - SRC_IOVA + size]\n\n"
+        "def memcpy_wait(timeout_ms=1000):\n"
+        "    pass\n")
+    nb.cells = nb.cells[:check + 1]
+    execute(nb, str(folder), allow_errors=True)
+    assert [i for i, _ in errors(nb)] == [check]          # a failing check cell ends in an error
+    verdict = str(nb.cells[check].outputs)
+    assert "the PL330 never wrote the one at IOVA 0x202000 (ex3)" in verdict, verdict

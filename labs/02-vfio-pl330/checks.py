@@ -1,7 +1,8 @@
 """Lab 02's observers and public checks (learners receive this file; the notebook runs it).
 
 Observers read what the device really did: the DMA mappings in the PL330's container (the sim's
-type1 IOMMU), the PL330's registers and the VFIO IRQ state, the destination buffer; and they run
+type1 IOMMU), the PL330's registers and the VFIO IRQ state, the destination buffer and which of its
+bytes the PL330 itself wrote (a copy made by the CPU does not count); and they run
 your microcode generators on fresh PL330 engines (vfiolab.hw.pl330.PL330) and report what each
 program did to memory, registers and cycles.
 """
@@ -151,6 +152,28 @@ def observe_ex3(ns):
             "eventfd_unread": bool(board.poll([efd], 0))}
 
 
+# Destination areas whose bytes the PL330 must have written itself: (name, IOVA, length).
+DEVICE_AREAS = ([("ex3", DST_IOVA + DST_EX3, 0x2000)]
+                + [(f"ex4 segment {i}", DST_IOVA + d, n) for i, (_, d, n) in enumerate(EX4_SEGMENTS)]
+                + [("ex5", DST_IOVA + EX5_START, EX5_LENGTH)])
+
+
+def _first_unwritten(written, start, length):
+    """The first IOVA of [start, start + length) outside every (iova, size) in written, or None."""
+    at = start
+    for iova, size in written:                  # sorted and merged
+        if iova <= at < iova + size:
+            at = iova + size
+    return at if at < start + length else None
+
+
+@observe("device_wrote")
+def observe_device_wrote(ns):
+    """For each area, the first byte the PL330 did not write (None: it wrote them all)."""
+    written = real_board(ns).dma_writes(PL330)
+    return {name: _first_unwritten(written, iova, n) for name, iova, n in DEVICE_AREAS}
+
+
 @observe("ex4_board")
 def observe_ex4_board(ns):
     return bytes(memoryview(ns["dst_buf"]).cast("B")[DST_EX4:DST_EX4 + 0x1000])
@@ -268,9 +291,10 @@ def memcpy_aligned(seen):
 
 @check("ex3-copies", points=2)
 def two_copies(seen):
-    """Both 4 KiB copies of the test cell reached the destination."""
+    """Both 4 KiB copies of the test cell reached the destination, written by the PL330."""
     expect_bytes(seen["ex3"]["dst"], source_pattern(BUF_SIZE)[0:0x2000],
                  f"destination 0x{DST_IOVA + DST_EX3:x}..+0x2000")
+    by_the_device(seen, "ex3")
 
 
 def copies_landed(seen):
@@ -287,6 +311,14 @@ def event_cleared(seen):
            "the line, or the second wait never sees its interrupt)")
 
 
+def by_the_device(seen, *names):
+    """Fail unless the PL330 wrote the areas itself (right bytes put there by the CPU do not count)."""
+    for name in names:
+        missing = seen["device_wrote"][name]
+        expect(missing is None, f"the right bytes are in place, but the PL330 never wrote the one at "
+               f"IOVA 0x{missing or 0:x} ({name}): the copy must be the device's DMA, not the CPU's")
+
+
 def _sg_expected():
     src = source_pattern(BUF_SIZE)
     out = bytearray(0x1000)
@@ -297,8 +329,9 @@ def _sg_expected():
 
 @check("ex4-board", points=2)
 def sg_board(seen):
-    """The scatter-gather program put every segment where it belongs on the board."""
+    """The scatter-gather program made the PL330 put every segment where it belongs on the board."""
     expect_bytes(seen["ex4_board"], _sg_expected(), f"destination 0x{DST_IOVA + DST_EX4:x}..+0x1000")
+    by_the_device(seen, *(f"ex4 segment {i}" for i in range(len(EX4_SEGMENTS))))
 
 
 def _fill_expected():
@@ -309,8 +342,9 @@ def _fill_expected():
 
 @check("ex5-board", points=2)
 def fill_board(seen):
-    """fill_microcode zeroed exactly 1000 bytes on the board, starting 3 bytes in."""
+    """fill_microcode made the PL330 zero exactly 1000 bytes on the board, starting 3 bytes in."""
     expect_bytes(seen["ex5_board"], _fill_expected(), f"destination 0x{DST_IOVA + DST_EX5:x}..+0x800")
+    by_the_device(seen, "ex5")
 
 
 @check("ex6-correct", points=1)
