@@ -31,7 +31,7 @@ print(json.dumps(seen))
 """
 
 
-def run_sandboxed(tmp_path, *paths):
+def run_sandboxed(tmp_path, *paths, env=None, cwd=None):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     config = tmp_path / "config.json"
@@ -39,7 +39,7 @@ def run_sandboxed(tmp_path, *paths):
     config.write_text(json.dumps({"scratch": str(scratch), "hide": [], "report": str(report)}))
     done = subprocess.run([sys.executable, "-m", "vfiolab.grading.sandbox", str(config), "--",
                            sys.executable, "-c", PROBE, *paths],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=env, cwd=cwd)
     assert done.returncode == 0, done.stderr
     isolation = json.loads(report.read_text())["isolation"]
     if isolation == "none":
@@ -79,3 +79,12 @@ def test_a_sandboxed_kernel_cannot_read_an_unlisted_top_level_folder(tmp_path):
         assert seen[secret].startswith("unreadable"), seen
     finally:
         shutil.rmtree(top)
+
+
+def test_the_checkout_stays_private_when_it_is_on_the_python_path(tmp_path):
+    """PYTHONPATH=<checkout> (CI running from a clone that is not installed, or an older editable
+    install's path .pth) puts the checkout on sys.path; binding sys.path back in must not bring
+    labs/*/hidden_checks.py with it. The kernel still imports vfiolab."""
+    env = dict(os.environ, PYTHONPATH=CHECKOUT)
+    seen = run_sandboxed(tmp_path, LAB_SECRET, env=env, cwd=str(tmp_path))
+    assert seen[LAB_SECRET].startswith("unreadable"), seen

@@ -76,16 +76,31 @@ SYSTEM_ROOTS = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", 
                 "sbin", "sys", "usr", "var"}
 
 
+def _checkout():
+    """The source checkout vfiolab runs from, or None when it is installed (site-packages)."""
+    import vfiolab
+    checkout = os.path.dirname(os.path.dirname(os.path.realpath(vfiolab.__file__)))
+    return checkout if os.path.exists(os.path.join(checkout, "pyproject.toml")) else None
+
+
 def private_roots():
     """PRIVATE_ROOTS, every non-system top-level folder, and the source checkout vfiolab runs from
     (where labs/*/hidden_checks.py live, wherever it was cloned: seen in CI, whose clone was
     outside every folder listed above)."""
-    import vfiolab
     tops = [os.path.join("/", name) for name in sorted(os.listdir("/")) if name not in SYSTEM_ROOTS]
-    checkout = os.path.dirname(os.path.dirname(os.path.realpath(vfiolab.__file__)))
-    is_checkout = os.path.exists(os.path.join(checkout, "pyproject.toml"))  # not site-packages
+    checkout = _checkout()
     return (PRIVATE_ROOTS + [t for t in tops if os.path.isdir(t) and not os.path.islink(t)]
-            + ([checkout] if is_checkout else []))
+            + ([checkout] if checkout else []))
+
+
+def python_paths():
+    """sys.path's folders the kernel needs bound back in: not the current folder, and not the
+    checkout or a folder above it (PYTHONPATH=checkout, or a path .pth of an older editable
+    install, would otherwise bring every lab's hidden_checks.py back; vfiolab's own package
+    folder is bound in on its own)."""
+    checkout = _checkout()
+    return [p for p in sys.path if os.path.isabs(p) and p != os.getcwd()
+            and not (checkout and _under(checkout, os.path.realpath(p)))]
 
 
 def _blocked_ancestor(path):
@@ -200,7 +215,7 @@ def main(argv):
     else:  # from here on a failure stops the kernel: never run half-isolated
         import vfiolab
         needed = [scratch, sys.prefix, sys.base_prefix, os.path.realpath(sys.executable),
-                  os.path.dirname(vfiolab.__file__), *[p for p in sys.path if os.path.isabs(p) and p != os.getcwd()],
+                  os.path.dirname(vfiolab.__file__), *python_paths(),
                   *config.get("keep", [])]
         report["private"] = expose_only(needed)
         report["hidden"] = hide(config["hide"], keep=needed)
