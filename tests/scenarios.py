@@ -585,6 +585,10 @@ def eventfd_counter(board, target):
         assert int.from_bytes(board.read(efd, 8), "little") == 7
         expect_errno(errno.EAGAIN, board.read, efd, 8)
         expect_errno(errno.EINVAL, board.write, efd, b"\xff" * 8)
+        # The counter holds at most 0xfffffffffffffffe: a write past it would block (EAGAIN here).
+        assert board.write(efd, (0xfffffffffffffffe).to_bytes(8, "little")) == 8
+        expect_errno(errno.EAGAIN, board.write, efd, (1).to_bytes(8, "little"))
+        assert int.from_bytes(board.read(efd, 8), "little") == 0xfffffffffffffffe
         expect_errno(errno.EINVAL, board.write, efd, b"\x01\x00")
     finally:
         board.close(efd)

@@ -398,7 +398,25 @@ class QemuBoard:
         # kernel leaves in the counter comes back here with the agent's event report, which the
         # agent sends before its answer, so a read right after this write sees it.
         target = self._eventfds.get(fd)
+        if target is not None and offset is None and not self._eventfd_fits(fd, data):
+            # The counter here cannot take it: the write blocks, or fails with EAGAIN, here, as in
+            # eventfd_write (the guest's twin is drained, so it would always accept the value).
+            return os.write(fd, data)
         return self._call("write", self._to_guest(fd) if target is None else target, bytes(data), offset)
+
+    @staticmethod
+    def _eventfd_fits(fd, data):
+        """Whether eventfd fd's counter can take the 8-byte value in data (ULLONG_MAX - 1 at most)."""
+        data = bytes(data)
+        if len(data) < 8:
+            return True            # EINVAL: the guest says so
+        value = int.from_bytes(data[:8], "little")
+        try:
+            with open(f"/proc/self/fdinfo/{fd}") as f:
+                count = next((int(line.split()[1], 16) for line in f if line.startswith("eventfd-count:")), 0)
+        except OSError:
+            return True
+        return value == (1 << 64) - 1 or count + value <= (1 << 64) - 2
 
     def mmap(self, fd, length, offset=0, *, prot=mmap.PROT_READ | mmap.PROT_WRITE, flags=mmap.MAP_SHARED):
         mid, length = self._call("mmap", self._to_guest(fd), length, offset, prot, flags)
