@@ -274,7 +274,7 @@ static void stream_wrote(void *ctx, uint64_t addr, uint64_t len)
     struct vfl_written *w = &((struct vfl_stream *)ctx)->written;
     uint64_t start = addr, end = addr + len;
     if (!len || end < start)
-        return;
+        return;      /* a write ending at 2^64 wraps: VFIO's IOVAs (48 bits) never get there */
     /* The common case, a copy going up: it extends the last range. */
     if (w->n && w->r[w->n - 1].start <= start && start <= w->r[w->n - 1].end) {
         if (end > w->r[w->n - 1].end)
@@ -304,10 +304,12 @@ static void stream_wrote(void *ctx, uint64_t addr, uint64_t len)
         if (r) {
             w->r = r;
             w->capacity = capacity;
-        } else {
-            merge_closest(w);                            /* n >= 2 here: WRITTEN_MAX is large */
+        } else if (w->n >= 2) {                          /* full, or out of memory */
+            merge_closest(w);
             stream_wrote(ctx, start, end - start);       /* the table changed: place it again */
             return;
+        } else {
+            return;                                      /* out of memory with no table at all */
         }
     }
     memmove(&w->r[lo + 1], &w->r[lo], (w->n - lo) * sizeof(*w->r));

@@ -73,7 +73,8 @@ PRIVATE_ROOTS = ["/tmp", "/var/tmp", "/dev/shm", "/root", "/home", "/srv", "/mnt
 # Top-level folders of the system itself; every other top-level folder (/work, /builds, a CI
 # runner's checkout folder, ...) is private too, since we cannot know what people keep there.
 SYSTEM_ROOTS = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run",
-                "sbin", "sys", "usr", "var"}
+                "sbin", "sys", "usr", "var",
+                "nix", "gnu", "snap"}      # NixOS's and Guix's stores, snaps: shared libraries live there
 
 
 def _checkout():
