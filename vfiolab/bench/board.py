@@ -1,6 +1,7 @@
 """vfiolab bench board: what a lab waits for on the qemu board, beside the sim board's figures.
 
-The same four operations on both boards, through the board contract only:
+The same four operations on both boards, through the library a lab uses (platform, vfio, the
+edu driver), so only the board underneath differs:
   boot      open_board() until the board answers (qemu: warm image cache, QEMU to agent ready)
   ioctl     one VFIO_GET_API_VERSION round trip on the container fd
   register  one 32-bit read of edu's BAR0 through the mmap'd mapping
@@ -8,20 +9,22 @@ The same four operations on both boards, through the board contract only:
 Medians of several runs. (QEMU's edu model completes a DMA 100 ms of virtual time after the
 command, so its DMA figure is dominated by that timer, not by VFIO.)
 """
-import ctypes
 import os
 import statistics
 import sys
 import time
 
+from .. import platform as plat
 from .. import uapi as U
+from ..drivers import edu
+from ..vfio import Container, Group
 from . import median_seconds
 
 HELP = "qemu board speeds (boot, ioctl, register read, 4 KiB DMA with MSI) beside the sim board's"
 
 # How the sim board is asked to be the qemu board's twin (virt layout, edu on PCI).
 SIM_TWIN_OPTIONS = ({"layout": "virt"},)
-EDU_BUFFER, IOVA, DMA_BYTES = 0x40000, 0x100000, 4096
+IOVA, DMA_BYTES = 0x100000, 4096
 
 
 def add_arguments(parser):
@@ -31,55 +34,33 @@ def add_arguments(parser):
 
 
 class EduSession:
-    """The learner's raw VFIO flow on edu: bind, container, group, device, BAR0, MSI, one buffer."""
+    """The lab's flow on edu through the friendly layer: bind to vfio-pci, container, group,
+    device, EduDriver (BAR0, bus mastering, MSI on an eventfd), one buffer mapped at IOVA."""
 
     def __init__(self, board):
-        self.board = b = board
-        self.dev = next(d for d in b.listdir("/sys/bus/pci/devices")
-                        if b.sysfs_read(f"/sys/bus/pci/devices/{d}/device").strip() == "0x11e8")
-        base = f"/sys/bus/pci/devices/{self.dev}"
-        b.sysfs_write(f"{base}/driver_override", "vfio-pci")
-        if "driver" in b.listdir(base):
-            b.sysfs_write(f"{base}/driver/unbind", self.dev)
-        b.sysfs_write("/sys/bus/pci/drivers_probe", self.dev)
-        group = b.readlink(f"{base}/iommu_group").rsplit("/", 1)[1]
-        self.container = b.open("/dev/vfio/vfio")
-        self.group = b.open(f"/dev/vfio/{group}")
-        b.ioctl(self.group, U.VFIO_GROUP_SET_CONTAINER, ctypes.c_int32(self.container))
-        b.ioctl(self.container, U.VFIO_SET_IOMMU, U.VFIO_TYPE1v2_IOMMU)
-        self.device = b.ioctl(self.group, U.VFIO_GROUP_GET_DEVICE_FD, self.dev.encode())
-        bar0 = U.vfio_region_info(index=U.VFIO_PCI_BAR0_REGION_INDEX)
-        b.ioctl(self.device, U.VFIO_DEVICE_GET_REGION_INFO, bar0)
-        self.bar0 = b.mmap(self.device, bar0.size, bar0.offset)
-        config = U.region_offset(U.VFIO_PCI_CONFIG_REGION_INDEX)
-        command = int.from_bytes(b.read(self.device, 2, config + 4), "little")
-        b.write(self.device, (command | 0x6).to_bytes(2, "little"), config + 4)  # MEM + bus master
-        self.msi = b.eventfd()
-        b.ioctl(self.device, U.VFIO_DEVICE_SET_IRQS,
-                U.irq_set_eventfds(U.VFIO_PCI_MSI_IRQ_INDEX, [self.msi]))
-        self.buf = b.alloc(2 * DMA_BYTES)
-        b.ioctl(self.container, U.VFIO_IOMMU_MAP_DMA, U.vfio_iommu_type1_dma_map(
-            flags=U.VFIO_DMA_MAP_FLAG_READ | U.VFIO_DMA_MAP_FLAG_WRITE, vaddr=self.buf.vaddr,
-            iova=IOVA, size=2 * DMA_BYTES))
+        self.board = board
+        name = plat.first_device(board, (edu.VENDOR, edu.DEVICE), why="to time")
+        plat.bind_to_vfio(board, name)
+        self.container = Container(board)
+        group = Group.of_device(board, name)
+        group.set_container(self.container)
+        self.container.set_iommu()
+        self.driver = edu.EduDriver(group.device(name))
+        self.driver.init()
+        self.buf = board.alloc(2 * DMA_BYTES)
+        self.container.map_dma(self.buf.vaddr, IOVA, 2 * DMA_BYTES)
 
     def dma(self, src, dst, count, to_ram):
-        m = self.bar0
-        m.write64(0x80, src)
-        m.write64(0x88, dst)
-        m.write64(0x90, count)
-        m.write64(0x98, 1 | (2 if to_ram else 0) | 4)
-        if self.board.poll([self.msi], 10000) != [self.msi]:
-            raise TimeoutError("edu's DMA completion MSI did not arrive within 10 s")
-        self.board.read(self.msi, 8)
-        m.write32(0x64, m.read32(0x24))
+        self.driver.transfer(src, dst, count, to_ram)
+        self.driver.wait_irq(10000)
 
     def round_trip(self):
         """RAM -> edu -> RAM, 4 KiB less 1 byte (QEMU 7.2's edu rejects a DMA ending at its
         buffer's very end: REFERENCE.md section 8)."""
         n = DMA_BYTES - 8
         self.buf[0:n] = bytes((i * 13) & 0xFF for i in range(n))
-        self.dma(IOVA, EDU_BUFFER, n, to_ram=False)
-        self.dma(EDU_BUFFER, IOVA + DMA_BYTES, n, to_ram=True)
+        self.dma(IOVA, edu.BUFFER, n, to_ram=False)
+        self.dma(edu.BUFFER, IOVA + DMA_BYTES, n, to_ram=True)
         if bytes(self.buf[DMA_BYTES:DMA_BYTES + n]) != bytes(self.buf[0:n]):
             raise AssertionError("the DMA round trip did not bring the data back")
 
@@ -113,13 +94,13 @@ def measure(open_fn, runs, boots):
         boot_times.append(time.perf_counter() - start)
         boot_cpu.append(qemu_cpu_seconds(board))
     try:
-        edu = EduSession(board)
+        session = EduSession(board)
         return {
             "boot": statistics.median(boot_times),
             "boot cpu": statistics.median(boot_cpu) if None not in boot_cpu else None,
-            "ioctl": median_seconds(lambda: board.ioctl(edu.container, U.VFIO_GET_API_VERSION), runs),
-            "register": median_seconds(lambda: edu.bar0.read32(0x00), runs),
-            "dma+msi": median_seconds(edu.round_trip, runs),
+            "ioctl": median_seconds(lambda: board.ioctl(session.container.fd, U.VFIO_GET_API_VERSION), runs),
+            "register": median_seconds(lambda: session.driver.bar.read32(edu.ID), runs),
+            "dma+msi": median_seconds(session.round_trip, runs),
         }
     finally:
         board.close()

@@ -50,7 +50,8 @@ class EduDriver:
             self.irq.disable()
             self.irq = None
 
-    def _transfer(self, src, dst, count, to_ram):
+    def transfer(self, src, dst, count, to_ram):
+        """Start one DMA between memory and edu's buffer (BUFFER..+4 KiB), ending in an MSI."""
         self.bar.write64(DMA_SRC, src)
         self.bar.write64(DMA_DST, dst)
         self.bar.write64(DMA_COUNT, count)
@@ -64,10 +65,11 @@ class EduDriver:
         self._require_init()
         if not 0 < size <= self.max_memcpy_size or count != 1:
             raise ValueError(f"edu copies 1..{self.max_memcpy_size} bytes, once per start")
-        self._transfer(src, BUFFER, size, to_ram=False)
+        self.transfer(src, BUFFER, size, to_ram=False)
         self.pending = (BUFFER, dst, size)
 
-    def _wait_irq(self, timeout_ms):
+    def wait_irq(self, timeout_ms):
+        """Wait for edu's MSI and acknowledge it; returns edu's IRQ status."""
         if not self.irq.wait(timeout_ms):
             raise DmaError(f"no MSI from edu within {timeout_ms} ms (status 0x{self.bar.read32(STATUS):x})")
         status = self.bar.read32(IRQ_STATUS)
@@ -76,12 +78,12 @@ class EduDriver:
 
     def memcpy_wait(self, timeout_ms=2000):
         self._require_init()
-        self._wait_irq(timeout_ms)
+        self.wait_irq(timeout_ms)
         if self.pending:
             src, dst, size = self.pending
             self.pending = None
-            self._transfer(src, dst, size, to_ram=True)
-            self._wait_irq(timeout_ms)
+            self.transfer(src, dst, size, to_ram=True)
+            self.wait_irq(timeout_ms)
 
     def send_msi(self):
         self._require_init()
