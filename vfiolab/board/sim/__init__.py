@@ -180,7 +180,7 @@ class SimBoard:
 
     def msi_pages_for(self, device):
         """IOVA page -> doorbell page mapped in the device's domain (empty without a container)."""
-        group = self.vfio.groups.get(device.group.id) if device.group else None
+        group = self._vfio_group_of(device)
         container = group.container if group else None
         if container is None or container.iommu is None:
             return {}
@@ -404,6 +404,16 @@ class SimBoard:
         """The topology's Device called name (any bus), or None."""
         return next((d for d in self.topology.devices if d.name == name), None)
 
+    def _known_device(self, name):
+        device = self.device(name)
+        if device is None:
+            raise KeyError(f"no device {name!r} on this board")
+        return device
+
+    def _vfio_group_of(self, device):
+        """The VFIO group holding device's IOMMU group (None until a VFIO driver binds one of its devices)."""
+        return self.vfio.groups.get(device.group.id) if device.group is not None else None
+
     def hold(self, name, held=True):
         """Pause device `name`'s clock: board calls no longer run its queued work, so a widget can
         step it (e.g. a PL330 copy that a driver started) and show every cycle. hold(name, False)
@@ -414,10 +424,8 @@ class SimBoard:
     def iommu_mappings(self, name):
         """[(iova, size, prot)] the IOMMU holds for device `name`'s container, in IOVA order: [] when
         its group is in no container (or none with an IOMMU set). A real kernel keeps these to itself."""
-        device = self.device(name)
-        if device is None:
-            raise KeyError(f"no device {name!r} on this board")
-        group = self.vfio.groups.get(device.group.id) if device.group is not None else None
+        device = self._known_device(name)
+        group = self._vfio_group_of(device)
         container = group.container if group else None
         iommu = container.iommu if container else None
         return [(d.iova, d.size, d.prot) for d in iommu.dmas] if iommu else []
@@ -426,19 +434,15 @@ class SimBoard:
         """[(iova, length)] device `name` has written by DMA so far (through its SMMU stream),
         merged and in IOVA order: what a check needs to tell the device's work from bytes the CPU
         put in a buffer. A real kernel keeps no such record."""
-        device = self.device(name)
-        if device is None:
-            raise KeyError(f"no device {name!r} on this board")
+        device = self._known_device(name)
         return self.smmu.written(device.stream) if device.stream is not None else []
 
     def vfio_irq_masked(self, name, index):
         """Whether VFIO holds device `name`'s interrupt `index` masked (vfio-platform's automasked
         level IRQs stay masked from the interrupt until VFIO_DEVICE_SET_IRQS unmasks them). A real
         kernel shows this only as a disabled line; the labs' checks read it here."""
-        device = self.device(name)
-        if device is None:
-            raise KeyError(f"no device {name!r} on this board")
-        group = self.vfio.groups.get(device.group.id) if device.group is not None else None
+        device = self._known_device(name)
+        group = self._vfio_group_of(device)
         vdev = next((v for v in (group.devices if group else []) if v.device is device), None)
         irqs = getattr(vdev, "irqs", None)
         if not irqs:
@@ -449,10 +453,7 @@ class SimBoard:
 
     def model(self, name):
         """The hardware model behind device `name` (e.g. "2c0a0000.dma")."""
-        device = self.device(name)
-        if device is None:
-            raise KeyError(f"no device {name!r} on this board")
-        return device.model
+        return self._known_device(name).model
 
     # --- lifetime -----------------------------------------------------------------------------
     def shutdown(self):
