@@ -541,7 +541,7 @@ def edu_intx_unmask_through_an_eventfd(board, target):
     user space writes to when the guest has handled the interrupt. edu raises INTx (no MSI enabled)
     with IRQ_RAISE (0x60) and lowers it with IRQ_ACK (0x64); vfio-pci masks INTx as it fires
     (vfio_intx_handler) until the unmask eventfd is signalled (vfio_pci_intx_unmask_handler)."""
-    raise_irq, ack_irq = 0x60, 0x64
+    from vfiolab.drivers.edu import IRQ_ACK as ack_irq, IRQ_RAISE as raise_irq
     with Session(board, target) as s:
         d = s.device
         bar0 = U.vfio_region_info(index=U.VFIO_PCI_BAR0_REGION_INDEX)
