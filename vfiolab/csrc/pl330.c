@@ -39,6 +39,12 @@ struct thread {
     /* This channel's MFIFO bytes (a ring; the MFIFO total is shared through mfifo_used). */
     uint8_t *fifo;
     uint32_t fifo_head, fifo_n;
+    /* Fast-path bookkeeping, not the TRM's: instructions retired that cannot be repeated in bulk,
+     * DMALPs retired per counter; in this run: just past the last byte read / written (NO_ADDR:
+     * none yet) and the code fetched. */
+    uint64_t unsafe, resets[2];
+    uint64_t rd_end, wr_end;
+    uint32_t pc_lo, pc_hi;
 };
 
 struct burst {
@@ -52,6 +58,26 @@ struct queue {
     int n, depth;
 };
 
+/* Fast path (see "fast path" below): machine snapshots taken where a loop jumps back. */
+#define NO_ADDR UINT64_MAX
+#define HISTORY 4
+
+struct snapshot {
+    uint64_t cycles;
+    struct thread threads[MAX_CHANNELS + 1];  /* [0] manager */
+    struct queue rq, wq;
+    uint32_t mfifo_used, inten, ris, irq_lines_seen;
+    int abort_seen;
+    uint8_t request_pending[32], request_burst[32], request_last[32];
+};
+
+struct history {
+    uint32_t pc;              /* the DMALPEND these snapshots were taken at */
+    uint64_t used;            /* cycle of the last snapshot, to pick the slot to reuse */
+    int n, next;
+    struct snapshot s[HISTORY];
+};
+
 struct vfl_pl330 {
     struct vfl_pl330_config cfg;
     struct vfl_bus bus;
@@ -63,6 +89,8 @@ struct vfl_pl330 {
     uint32_t dbginst0, dbginst1;
     uint8_t request_pending[32], request_burst[32], request_last[32];
     uint64_t cycles, fast_iterations;
+    uint64_t run_end;             /* the cycle the current vfl_pl330_run stops at */
+    struct history *history;      /* per channel two: the loops it jumps back in most */
     int idle;
     uint32_t irq_lines_seen;
     int abort_seen;
@@ -138,6 +166,11 @@ struct vfl_pl330 *vfl_pl330_new(const struct vfl_pl330_config *config, struct vf
             return NULL;
         }
     }
+    d->history = calloc(2 * MAX_CHANNELS, sizeof(*d->history));
+    if (!d->history) {
+        vfl_pl330_free(d);
+        return NULL;
+    }
     vfl_pl330_reset(d);
     return d;
 }
@@ -148,6 +181,7 @@ void vfl_pl330_free(struct vfl_pl330 *d)
         return;
     for (int i = 0; i < MAX_CHANNELS; i++)
         free(d->chan[i].fifo);
+    free(d->history);
     free(d);
 }
 
@@ -628,205 +662,275 @@ static int execute(struct vfl_pl330 *d, struct thread *t, const uint8_t *b, int 
     }
 }
 
-/* ---- fast path: a counted {DMALD, [DMARMB], DMAST, DMAWMB} loop as bulk copies ----
+/* ---- fast path: skip whole periods of a machine that repeats itself ----
  *
- * With DMAWMB in the body every iteration ends with the channel's queues empty, so if nothing
- * else runs, stepping passes through exactly the states computed here: SAR and DAR advance one
- * burst per iteration, the loop counter counts down, and memory gets, iteration by iteration,
- * the source bytes. When the source and destination overlap the bytes depend on beat order, so
- * that is only done with DMARMB (all of an iteration's reads land before its writes). Anything
- * unusual (bus error, a short translation, overlap with the loop's code) goes back to stepping.
+ * Linux's memcpy microcode is a counted loop of DMALD; DMAST bursts (with DMARMB/DMAWMB before
+ * r1p0), nested LC0 around LC1. Once such a loop runs steadily, the whole engine comes back to
+ * the same state at each DMALPEND that jumps back, only shifted: each channel's SAR, DAR and queued
+ * burst addresses moved by what it copied, its loop counters counted down, the cycle count grew
+ * by the period. The engine's timing never depends on data or (past alignment) on addresses, so
+ * from then on stepping would go through the same shifted states. The fast path checks exactly
+ * that against a snapshot taken at an earlier jump of the same DMALPEND, then jumps N periods
+ * ahead at once: memory gets the bytes the channels' streams would have moved, registers, queues,
+ * MFIFO, loop counters and cycles what stepping would have shown. N stops short of anything that
+ * would break the repetition: a loop counter reaching zero, the cycle budget, a mapping boundary
+ * (so a fault is met, and logged, by stepping), overlap between streams or with running code.
+ *
+ * Instructions whose effect is not a contiguous incrementing stream (DMAADDH, DMAMOV, DMASTZ,
+ * events, peripherals, endian swap...) mark the period as not repeatable in bulk: stepping then
+ * runs it, exactly and slowly.
  */
-static int others_quiet(struct vfl_pl330 *d, struct thread *self)
+static struct thread *thread_at(struct vfl_pl330 *d, int i) { return i ? &d->chan[i - 1] : &d->manager; }
+
+static void take_snapshot(struct vfl_pl330 *d, struct snapshot *s)
 {
-    if (d->rq.n || d->wq.n)
+    s->cycles = d->cycles;
+    for (uint32_t i = 0; i <= d->cfg.channels; i++)
+        s->threads[i] = *thread_at(d, (int)i);
+    s->rq = d->rq;
+    s->wq = d->wq;
+    s->mfifo_used = d->mfifo_used;
+    s->inten = d->inten;
+    s->ris = d->ris;
+    s->irq_lines_seen = d->irq_lines_seen;
+    s->abort_seen = d->abort_seen;
+    memcpy(s->request_pending, d->request_pending, 32);
+    memcpy(s->request_burst, d->request_burst, 32);
+    memcpy(s->request_last, d->request_last, 32);
+}
+
+/* Everything that decides what a thread does next, but its addresses and loop counters. */
+static int same_shape(const struct thread *a, const struct thread *b)
+{
+    return a->state == b->state && a->nonsecure == b->nonsecure && a->wakeup == b->wakeup &&
+           a->wfp_burst == b->wfp_burst && a->wfp_periph == b->wfp_periph &&
+           a->request_burst == b->request_burst && a->request_last == b->request_last &&
+           a->debug == b->debug && a->pc == b->pc && a->ccr == b->ccr && a->fault == b->fault &&
+           a->unclaimed == b->unclaimed && a->fifo_n == b->fifo_n && a->unsafe == b->unsafe;
+}
+
+static int same_queue(const struct queue *now, const struct queue *then, const uint32_t *shift)
+{
+    if (now->n != then->n)
         return 0;
-    struct thread *m = &d->manager;
-    if (m->state != ST_STOPPED && m->state != ST_FAULTING && m->state != ST_WAITING_EVENT)
-        return 0;
-    for (uint32_t i = 0; i < d->cfg.channels; i++) {
-        struct thread *t = &d->chan[i];
-        if (t == self)
-            continue;
-        if (t->state != ST_STOPPED && t->state != ST_FAULTING && t->state != ST_WAITING_EVENT &&
-            t->state != ST_WAITING_PERIPH)
+    for (int i = 0; i < now->n; i++) {
+        const struct burst *a = &now->e[i], *b = &then->e[i];
+        if (a->chan != b->chan || a->beats != b->beats || a->size_log2 != b->size_log2 ||
+            a->inc != b->inc || a->zero != b->zero || a->swap_log2 != b->swap_log2 ||
+            a->addr != b->addr + shift[a->chan])
             return 0;
     }
     return 1;
 }
 
-static int ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+struct stream {               /* one channel's bytes over the periods being skipped */
+    uint32_t step;            /* bytes per period (SAR and DAR both move by it) */
+    uint64_t rd, wr;          /* next byte to read, to write */
+    uint8_t *src, *dst;       /* host memory of [rd, rd + n * step), [wr, wr + n * step) */
+};
+
+static int overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
-    return a < b + blen && b < a + alen;
+    return alen && blen && a < b + blen && b < a + alen;
 }
 
-/* Copy up to max_iters iterations of `bytes` each from SAR to DAR, advancing SAR and DAR;
- * returns the iterations done. *bus_error is F_READ or F_WRITE when the next iteration's source
- * or destination does not translate at all (the bus has recorded that fault: stepping must not
- * ask again). The loop's code is [code, code + code_len): a copy that would rewrite it, a short
- * translation or an overlap without DMARMB is left to stepping. */
-static uint64_t copy_iterations(struct vfl_pl330 *d, struct thread *t, uint64_t bytes,
-                                uint64_t src_beat, uint64_t dst_beat, uint64_t max_iters,
-                                int rmb, uint32_t code, uint64_t code_len, uint32_t *bus_error)
+/* The first burst a channel still has to read (or write) starts at its first queue entry, else at
+ * SAR (DAR): that is where its stream goes on. */
+static uint64_t stream_position(const struct queue *q, int chan, uint32_t reg)
 {
-    uint64_t done = 0;
-    *bus_error = 0;
-    while (done < max_iters && d->bus.translate) {
-        uint64_t want = (max_iters - done) * bytes;
-        /* Stay below 4 GiB: a wrapping address goes to stepping. */
-        uint64_t room = ((uint64_t)1 << 32) - (t->sar > t->dar ? t->sar : t->dar);
-        if (want > room)
-            want = room / bytes * bytes;
-        if (!want)
-            break;
-        /* Ask first for one beat, as stepping would: if that faults, the bus logs exactly the
-         * fault stepping would have caused. Only then ask for the whole run. */
-        uint64_t slen = src_beat, dlen = dst_beat;
-        if (!d->bus.translate(d->bus.ctx, t->sar, &slen, VFL_BUS_READ)) {
-            *bus_error = F_READ;
-            break;
-        }
-        slen = want;
-        uint8_t *src = d->bus.translate(d->bus.ctx, t->sar, &slen, VFL_BUS_READ);
-        if (!src || slen < bytes)
-            break;                /* the burst straddles a mapping boundary: step it */
-        if (!d->bus.translate(d->bus.ctx, t->dar, &dlen, VFL_BUS_WRITE)) {
-            *bus_error = F_WRITE;
-            break;
-        }
-        dlen = slen < want ? slen : want;
-        uint8_t *dst = d->bus.translate(d->bus.ctx, t->dar, &dlen, VFL_BUS_WRITE);
-        if (!dst)
-            break;
-        uint64_t k = (slen < dlen ? slen : dlen) / bytes;
-        if (k > max_iters - done)
-            k = max_iters - done;
-        if (!k)
-            break;
-        uint64_t len = k * bytes;
-        if (ranges_overlap(t->dar, len, code, code_len))
-            break;                /* the copy rewrites the loop itself */
-        if (ranges_overlap((uintptr_t)src, len, (uintptr_t)dst, len)) {
-            if (!rmb)
-                break;
-            for (uint64_t i = 0; i < k; i++)
-                memmove(dst + i * bytes, src + i * bytes, bytes);
-        } else {
-            memcpy(dst, src, len);
-        }
-        if (d->bus.wrote)
-            d->bus.wrote(d->bus.ctx, t->dar, len);
-        t->sar += (uint32_t)len;
-        t->dar += (uint32_t)len;
-        done += k;
-    }
-    return done;
+    for (int i = 0; i < q->n; i++)
+        if (q->e[i].chan == chan)
+            return q->e[i].addr;
+    return reg;
 }
 
-static int fetch_byte(struct vfl_pl330 *d, uint32_t addr, uint8_t *out)
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* Host memory for [addr, addr + *n * step): asked from addr - 1, a byte this run already moved
+ * (so the bus cannot fault and log anything); *n shrinks to what one translation covers. */
+static uint8_t *translate_run(struct vfl_pl330 *d, uint64_t addr, uint32_t step, uint64_t *n,
+                              int access)
 {
-    return bus_copy(d, addr, out, 1, VFL_BUS_FETCH) == 0;
+    uint64_t len = *n * step + 1;
+    uint8_t *host = d->bus.translate(d->bus.ctx, addr - 1, &len, access);
+    if (!host || !len)
+        return NULL;
+    *n = min_u64(*n, (len - 1) / step);
+    return host + 1;
 }
 
-/* Returns iterations done, or 1 after an emulated bus fault (0: not applicable, step instead).
- * The thread is at `start`, the DMALD that opens a counted loop body. */
-static uint64_t fast_loop(struct vfl_pl330 *d, struct thread *t)
+/* Now is `then` shifted by a whole number of periods: skip as many more as safely repeat.
+ * Returns the periods skipped. */
+static uint64_t skip_periods(struct vfl_pl330 *d, const struct snapshot *then)
 {
-    if (t->unclaimed || t->fifo_n || !others_quiet(d, t))
+    uint32_t nthreads = d->cfg.channels + 1, align = d->cfg.data_width_bits / 8;
+    uint32_t sshift[MAX_CHANNELS], dshift[MAX_CHANNELS];
+    uint32_t lc_step[MAX_CHANNELS + 1][2];
+    uint64_t period = d->cycles - then->cycles, n = UINT64_MAX;
+    if (!period || d->mfifo_used != then->mfifo_used || d->inten != then->inten ||
+        d->ris != then->ris || d->irq_lines_seen != then->irq_lines_seen ||
+        d->abort_seen != then->abort_seen ||
+        memcmp(d->request_pending, then->request_pending, 32) ||
+        memcmp(d->request_burst, then->request_burst, 32) ||
+        memcmp(d->request_last, then->request_last, 32))
         return 0;
-    /* Read the body: at most 12 bytes of one-byte instructions, then the DMALPEND. */
-    uint8_t code[16];
-    uint32_t start = t->pc;
-    int n = 0, ld = -1, st = -1, rmb = 0, wmb = -1, end = -1;
-    while (n < 12) {
-        if (!fetch_byte(d, start + (uint32_t)n, code + n))
+    for (uint32_t i = 0; i < nthreads; i++) {
+        const struct thread *t = thread_at(d, (int)i), *o = &then->threads[i];
+        if (!same_shape(t, o))
             return 0;
-        uint8_t op = code[n];
-        if (op == 0x04 && ld < 0) ld = n;
-        else if (op == 0x08 && ld >= 0 && st < 0) st = n;
-        else if (op == 0x12 && ld >= 0 && st < 0) rmb = 1;
-        else if (op == 0x13 && st >= 0 && wmb < 0) wmb = n;
-        else if (op == 0x18) { }
-        else if (op == 0x38 || op == 0x3C) { end = n; break; }
-        else return 0;
-        n++;
+        for (int k = 0; k < 2; k++) {
+            /* A counter reloaded by DMALP in the period must come back to the same value; one
+             * only counted down may count down as many more periods as it has left. */
+            if (t->resets[k] != o->resets[k] ? t->lc[k] != o->lc[k] : t->lc[k] > o->lc[k])
+                return 0;
+            lc_step[i][k] = o->lc[k] - t->lc[k];
+            if (lc_step[i][k])
+                n = min_u64(n, t->lc[k] / lc_step[i][k]);
+        }
+        if (i) {
+            sshift[i - 1] = t->sar - o->sar;
+            dshift[i - 1] = t->dar - o->dar;
+            if (sshift[i - 1] != dshift[i - 1] || sshift[i - 1] % align || sshift[i - 1] >> 31)
+                return 0;
+        } else if (t->sar != o->sar || t->dar != o->dar) {
+            return 0;
+        }
     }
-    if (end < 0 || st < 0 || wmb < 0 || !fetch_byte(d, start + (uint32_t)end + 1, code + end + 1) ||
-        code[end + 1] != end)
+    if (!same_queue(&d->rq, &then->rq, sshift) || !same_queue(&d->wq, &then->wq, dshift))
         return 0;
-    int lc = (code[end] >> 2) & 1;
-    uint32_t ccr = t->ccr;
-    uint32_t ss = (ccr >> 1) & 7, sl = ((ccr >> 4) & 15) + 1, ds = (ccr >> 15) & 7,
-             dl = ((ccr >> 18) & 15) + 1;
-    uint64_t bytes = (uint64_t)sl << ss;
-    if (!(ccr & 1) || !((ccr >> 14) & 1) || ((ccr >> 28) & 7) || !size_ok(d, ss) ||
-        !size_ok(d, ds) || bytes != ((uint64_t)dl << ds) || bytes > d->mfifo_capacity ||
-        (t->sar & ((1u << ss) - 1)) || (t->dar & ((1u << ds) - 1)))
+    n = min_u64(n, (d->run_end - d->cycles - 1) / period);   /* stepping stops at the budget */
+    struct stream st[MAX_CHANNELS];
+    for (uint32_t c = 0; c < d->cfg.channels && n; c++) {
+        struct thread *t = &d->chan[c];
+        struct stream *s = &st[c];
+        s->step = sshift[c];
+        if (!s->step)
+            continue;
+        s->rd = stream_position(&d->rq, (int)c, t->sar);
+        s->wr = stream_position(&d->wq, (int)c, t->dar);
+        /* Both streams go on right after bytes this run moved, and stay below 4 GiB. */
+        if (s->rd != t->rd_end || s->wr != t->wr_end || !d->bus.translate)
+            return 0;
+        uint64_t top = t->sar > t->dar ? t->sar : t->dar;
+        n = min_u64(n, (0xFFFFFFFFull - top) / s->step);
+    }
+    for (uint32_t c = 0; c < d->cfg.channels && n; c++) {
+        struct stream *s = &st[c];
+        if (!s->step)
+            continue;
+        s->src = translate_run(d, s->rd, s->step, &n, VFL_BUS_READ);
+        if (!s->src)
+            return 0;
+        s->dst = translate_run(d, s->wr, s->step, &n, VFL_BUS_WRITE);
+        if (!s->dst)
+            return 0;
+    }
+    if (!n)
         return 0;
-    uint64_t code_len = (uint64_t)end + 2, left = (uint64_t)t->lc[lc] + 1;
-    uint32_t bus_error;
-    uint64_t done = copy_iterations(d, t, bytes, 1u << ss, 1u << ds, left, rmb, start, code_len,
-                                    &bus_error);
-    uint64_t total = done;
-    /* From here the thread is at the body's start with the loop counter showing the iterations
-     * left, or (all done) just past the DMALPEND. */
-    if (done < left) {
-        t->lc[lc] -= (uint32_t)done;
-    } else {
-        t->lc[lc] = 0;
-        t->pc = start + (uint32_t)code_len;
-        /* Linux nests: DMALP LCx, n; body; DMALPEND LCx; DMALPEND LCy back to that DMALP.
-         * The outer iterations go the same way (the inner counter restarts at n - 1 each). */
-        uint8_t lp[2], outer[2];
-        int other = !lc;
-        if (fetch_byte(d, start - 2, lp) && fetch_byte(d, start - 1, lp + 1) &&
-            fetch_byte(d, t->pc, outer) && fetch_byte(d, t->pc + 1, outer + 1) &&
-            lp[0] == (0x20 | lc << 1) && outer[0] == (0x38 | other << 2) &&
-            outer[1] == code_len + 2 && t->lc[other]) {
-            uint64_t inner = (uint64_t)lp[1] + 1, outer_left = t->lc[other];
-            uint64_t more = copy_iterations(d, t, bytes, 1u << ss, 1u << ds, outer_left * inner,
-                                            rmb, start - 2, code_len + 4, &bus_error);
-            total += more;
-            if (more == outer_left * inner) {
-                t->lc[other] = 0;
-                t->pc += 2;       /* the last outer DMALPEND falls through */
-            } else if (more || bus_error) {
-                /* Part way through outer iteration j (0-based), r inner iterations done: the
-                 * outer DMALPEND has jumped back j + 1 times and DMALP restarted the inner
-                 * counter, which has counted r. */
-                uint64_t j = more / inner, r = more % inner;
-                t->lc[other] -= (uint32_t)(j + 1);
-                t->lc[lc] = (uint32_t)(inner - 1 - r);
-                t->pc = start;
+    /* The skipped writes must not change what any stream reads or any thread runs, and the MFIFO
+     * must be refilled from bytes read in the skipped periods. */
+    for (uint32_t c = 0; c < d->cfg.channels; c++) {
+        struct stream *s = &st[c];
+        if (!s->step)
+            continue;
+        uint64_t len = n * s->step;
+        if (len < d->chan[c].fifo_n)
+            return 0;
+        for (uint32_t o = 0; o < d->cfg.channels; o++) {
+            if (st[o].step) {
+                uint64_t olen = n * st[o].step;
+                if (overlap(s->wr, len, st[o].rd, olen) ||
+                    overlap((uintptr_t)s->dst, len, (uintptr_t)st[o].src, olen) ||
+                    (o != c && (overlap(s->wr, len, st[o].wr, olen) ||
+                                overlap((uintptr_t)s->dst, len, (uintptr_t)st[o].dst, olen))))
+                    return 0;
             }
         }
-    }
-    if (bus_error && t->pc == start && (bus_error == F_READ || wmb == st + 1)) {
-        /* Step the failing iteration's outcome without asking the bus again: DMALD issues
-         * (SAR moves) and its first read beat faults in that cycle; or the reads land, DMAST
-         * issues (DAR moves) and its first write beat faults with the thread at DMAWMB. */
-        t->sar = burst_next_addr(t->sar, 1u << ss, sl, 1);
-        if (bus_error == F_READ) {
-            t->pc = start + (uint32_t)ld + 1;
-        } else {
-            t->dar = burst_next_addr(t->dar, 1u << ds, dl, 1);
-            t->pc = start + (uint32_t)wmb;
+        for (uint32_t i = 0; i < nthreads; i++) {
+            const struct thread *t = thread_at(d, (int)i);
+            if (t->pc_lo <= t->pc_hi && overlap(s->wr, len, t->pc_lo, (uint64_t)t->pc_hi - t->pc_lo + 1))
+                return 0;
         }
-        t->fault |= bus_error;
-        t->state = ST_FAULTING;
-        update_irqs(d);
-        total += 1;
-    } else if (!total) {
-        return 0;
-    } else {
-        t->state = ST_EXECUTING;
     }
-    d->fast_iterations += total;
-    /* Cycle estimate: one per instruction of each iteration. */
-    d->cycles += total * (uint64_t)(end + 1);
-    return total;
+    /* Each channel's bytes leave in the order they came: what is in its MFIFO first, then what it
+     * reads; what it read last stays in the MFIFO. */
+    for (uint32_t c = 0; c < d->cfg.channels; c++) {
+        struct stream *s = &st[c];
+        if (!s->step)
+            continue;
+        struct thread *t = &d->chan[c];
+        uint64_t len = n * s->step;
+        uint32_t moved = (uint32_t)len;
+        uint32_t f = t->fifo_n, cap = d->mfifo_capacity;
+        for (uint32_t i = 0; i < f; i++)
+            s->dst[i] = t->fifo[(t->fifo_head + i) % cap];
+        memcpy(s->dst + f, s->src, len - f);
+        memcpy(t->fifo, s->src + len - f, f);
+        t->fifo_head = 0;
+        if (d->bus.wrote)
+            d->bus.wrote(d->bus.ctx, s->wr, len);
+        t->sar += moved;
+        t->dar += moved;
+        t->rd_end += moved;
+        t->wr_end += moved;
+        for (int i = 0; i < d->rq.n; i++)
+            if (d->rq.e[i].chan == c)
+                d->rq.e[i].addr += moved;
+        for (int i = 0; i < d->wq.n; i++)
+            if (d->wq.e[i].chan == c)
+                d->wq.e[i].addr += moved;
+    }
+    for (uint32_t i = 0; i < nthreads; i++)
+        for (int k = 0; k < 2; k++)
+            thread_at(d, (int)i)->lc[k] -= (uint32_t)(n * lc_step[i][k]);
+    d->cycles += n * period;
+    d->fast_iterations += n;
+    return n;
 }
 
+/* Thread t (channel) has just jumped back at the DMALPEND at pc. */
+static void loop_jumped(struct vfl_pl330 *d, struct thread *t, uint32_t pc)
+{
+    struct history *slots = &d->history[2 * chan_index(d, t)], *h = &slots[0];
+    if (slots[0].pc != pc)
+        h = slots[1].pc == pc || slots[1].used < slots[0].used ? &slots[1] : &slots[0];
+    if (h->pc != pc) {
+        h->pc = pc;
+        h->n = h->next = 0;
+    }
+    for (int i = 0; i < h->n; i++) {
+        if (skip_periods(d, &h->s[(h->next + HISTORY - 1 - i) % HISTORY])) {
+            h->n = h->next = 0;   /* older snapshots now span a skip: start again from here */
+            break;
+        }
+    }
+    take_snapshot(d, &h->s[h->next]);
+    h->next = (h->next + 1) % HISTORY;
+    if (h->n < HISTORY)
+        h->n++;
+    h->used = d->cycles;
+}
+
+/* What the fast path needs to know about an instruction the thread just retired: a DMALP
+ * reloads a counter; anything but incrementing loads and stores (no endian swap), barriers,
+ * DMANOP and DMALPEND makes the period unrepeatable in bulk. */
+static void note_retired(struct thread *t, uint8_t op)
+{
+    int ok;
+    if (op == 0x20 || op == 0x22) {
+        t->resets[(op >> 1) & 1]++;
+        return;
+    }
+    if (op == 0x04 || op == 0x05 || op == 0x07)
+        ok = t->ccr & 1;
+    else if (op == 0x08 || op == 0x09 || op == 0x0B)
+        ok = ((t->ccr >> 14) & 1) && !((t->ccr >> 28) & 7);
+    else
+        ok = op == 0x12 || op == 0x13 || op == 0x18 ||
+             ((op & 0xE8) == 0x28 && (op & 3) != 2 && op != 0x29 && op != 0x2B);
+    if (!ok)
+        t->unsafe++;
+}
 /* ---- one thread, one cycle ---- */
 
 static int runnable(uint8_t state)
@@ -863,8 +967,10 @@ static int step_thread(struct vfl_pl330 *d, struct thread *t, int allow_fast)
         fault(d, t, F_FETCH);
         return 1;
     }
-    if (allow_fast && b[0] == 0x04 && t != &d->manager && fast_loop(d, t))
-        return 1;
+    if (t->pc < t->pc_lo)
+        t->pc_lo = t->pc;
+    if (t->pc + (uint32_t)len - 1 > t->pc_hi)
+        t->pc_hi = t->pc + (uint32_t)len - 1;
     /* A faulting instruction leaves the PC on itself, for the fault handler; QEMU moves the PC
      * past instructions it decoded before they faulted. */
     uint8_t before = t->state;
@@ -875,6 +981,9 @@ static int step_thread(struct vfl_pl330 *d, struct thread *t, int allow_fast)
         t->pc += (uint32_t)len;
     if (t->state == ST_COMPLETING || t->state == ST_AT_BARRIER || t->state == ST_WAITING_PERIPH)
         t->state = ST_EXECUTING;
+    note_retired(t, b[0]);
+    if (allow_fast && pc_set && t != &d->manager && (b[0] & 0xE8) == 0x28)
+        loop_jumped(d, t, t->pc + b[1]);
     return 1;
 }
 
@@ -945,6 +1054,7 @@ static int read_beat(struct vfl_pl330 *d)
             return 1;
         }
         fifo_push(d, &d->chan[c], buf, n);
+        d->chan[c].rd_end = (uint64_t)b->addr + n;
         if (b->inc)
             b->addr += n;
         if (--b->beats == 0) {
@@ -978,6 +1088,7 @@ static int write_beat(struct vfl_pl330 *d)
             bus_fault(d, c, F_WRITE);
             return 1;
         }
+        t->wr_end = (uint64_t)b->addr + n;
         if (b->inc)
             b->addr += n;
         if (--b->beats == 0) {
@@ -1011,6 +1122,17 @@ uint64_t vfl_pl330_run(struct vfl_pl330 *d, uint64_t max_cycles, int allow_fast)
     uint64_t start = d->cycles, end = max_cycles > UINT64_MAX - start ? UINT64_MAX
                                                                      : start + max_cycles;
     d->idle = 0;
+    /* The fast path trusts only what this run saw: the CPU may have changed mappings or memory
+     * between runs. */
+    d->run_end = end;
+    for (int i = 0; i < 2 * MAX_CHANNELS; i++)
+        d->history[i].n = d->history[i].next = 0;
+    for (uint32_t i = 0; i <= d->cfg.channels; i++) {
+        struct thread *t = thread_at(d, (int)i);
+        t->rd_end = t->wr_end = NO_ADDR;
+        t->pc_lo = UINT32_MAX;
+        t->pc_hi = 0;
+    }
     while (d->cycles < end) {
         int progress = step_thread(d, &d->manager, 0);
         for (uint32_t i = 0; i < d->cfg.channels; i++)

@@ -10,9 +10,10 @@
  * One cycle: the manager and then each channel try their current instruction once; the read queue
  * moves one beat from memory into the MFIFO; the write queue moves one beat out of it.
  * vfl_pl330_run() steps until the budget is spent or a cycle makes no progress (every thread
- * stopped, faulting or waiting). With allow_fast, a counted loop whose body is a load, a store and
- * a write barrier (Linux's memcpy microcode) is done as bulk copies: same memory, registers, faults
- * and events as stepping, only the cycle count is an estimate.
+ * stopped, faulting or waiting). With allow_fast, a loop that runs steadily (Linux's memcpy
+ * microcode, with or without barriers, nested, on one channel or several) is skipped whole periods
+ * at a time with bulk copies: the same memory, registers, faults, events and cycle count as
+ * stepping (pl330.c, "fast path").
  */
 #ifndef VFIOLAB_PL330_H
 #define VFIOLAB_PL330_H

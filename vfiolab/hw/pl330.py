@@ -8,7 +8,7 @@
     dma.readl(0x100)                               # CSR0
 
 The engine is C (vfiolab/csrc/pl330.c). PL330.on_bus() puts it behind another bus (the sim board's
-IOMMU); `run(max_cycles=N)` steps exactly, `run()` also takes the fast path for bulk copies.
+IOMMU); `run(max_cycles=N)` steps, `run()` also takes the (equally exact) fast path for copy loops.
 """
 import operator
 from collections import namedtuple
@@ -172,10 +172,10 @@ class PL330:
     # ---- running ----
     def run(self, max_cycles=None, fast=None):
         """Run until nothing can make progress (max_cycles None), or for max_cycles cycles.
-        Returns the cycles run. fast (default: only without max_cycles) lets counted copy loops
-        run as bulk copies: the same memory, registers, faults and events as stepping, but a
-        whole loop happens within one call and its cycles are estimates; without it every cycle
-        is stepped exactly (for widgets that animate the engine)."""
+        Returns the cycles run. fast (default: only without max_cycles) lets a steadily
+        repeating loop (a copy) skip whole periods at once with bulk copies: the same memory,
+        registers, faults, events and cycle count as stepping, only quicker; without it every
+        cycle is stepped (widgets that animate the engine step a few cycles at a time)."""
         if fast is None:
             fast = max_cycles is None
         if max_cycles is None:
