@@ -18,6 +18,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+import nbformat
+
 from .grading.lab import Lab
 from .grading.release import checkout_labs, release_lab
 
@@ -84,12 +86,37 @@ def prepare(path=None, labs=None, fresh=False):
             continue
         staging = tempfile.mkdtemp(prefix=".incoming-", dir=path)
         try:
-            os.rename(release_lab(lab, staging), target)
+            released = release_lab(lab, staging)
+            for name in os.listdir(released):
+                if name.endswith(".ipynb"):
+                    match_kernel(os.path.join(released, name))
+            os.rename(released, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         workspace.added.append(lab.name)
     _write_server_config(workspace.config_dir)
     return workspace
+
+
+def match_kernel(notebook_path):
+    """Write the kernel's own kernelspec and language_info into a notebook's metadata.
+
+    JupyterLab copies both from the kernel it starts into the notebook and marks the notebook
+    modified when they differ, so a notebook a learner only opened would ask to be saved. They
+    depend on this machine's Python (version) and kernelspec (display name): known only here.
+    """
+    from ipykernel.ipkernel import IPythonKernel
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    nb = nbformat.read(notebook_path, as_version=4)
+    name = nb.metadata.get("kernelspec", {}).get("name", "python3")
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name)
+    except NoSuchKernel:
+        return   # JupyterLab will ask which kernel to use; nothing to match
+    nb.metadata["kernelspec"] = {"display_name": spec.display_name, "language": spec.language,
+                                 "name": name}
+    nb.metadata["language_info"] = dict(IPythonKernel.language_info)
+    nbformat.write(nb, notebook_path)
 
 
 def _aside_name(path):
