@@ -180,3 +180,23 @@ def test_addresses_are_range_checked_not_masked(text):
 def test_memcpy_program_wants_32_bit_addresses(args):
     with pytest.raises(ValueError, match="32-bit addresses"):
         memcpy_program(*args)
+
+
+def test_memcpy_program_follows_the_revision_as_linux_does():
+    """drivers/dma/pl330.c _ldst_memtomem: DMARMB/DMAWMB only before r1p0 (peripheral ID bits
+    [23:20] < 1). This engine reports 0x00241330, revision 2: plain DMALD; DMAST."""
+    from vfiolab.hw.pl330 import PERIPH_ID, PL330, revision
+
+    def ops(code):
+        return [line.split(":", 1)[1].split()[0] for line in disassemble(code).splitlines()]
+    dma = PL330()
+    reported = sum((dma.readl(0xFE0 + 4 * i) & 0xFF) << 8 * i for i in range(4))
+    assert reported == PERIPH_ID == 0x00241330 and revision(PERIPH_ID) == 2
+    today = ops(memcpy_program(0x1000, 0x2000, 100000))
+    assert "DMARMB" not in today and "DMAWMB" not in today and today.count("DMALD") == 3
+    for r0p0 in (0x00041330, 0x00041330 | 0xFF000000):
+        old = ops(memcpy_program(0x1000, 0x2000, 100000, periph_id=r0p0))
+        assert old.count("DMARMB") == old.count("DMAWMB") == old.count("DMALD") == 3
+    assert "DMARMB" in ops(memcpy_program(0x1000, 0x2000, 64, barriers=True))
+    assert "DMARMB" not in ops(memcpy_program(0x1000, 0x2000, 64, periph_id=0x00041330,
+                                             barriers=False))

@@ -1,10 +1,23 @@
 """A user-space driver for the ARM PL330 (DMA-330) through vfio-platform or vfio-amba.
 
 The PL330 runs microcode from memory it reaches through the IOMMU. memcpy_start writes Linux-style
-memcpy microcode into the driver's DMA region, then starts channel 0 with DMAGO through the debug
-interface (the manager thread is not running a program of ours); the microcode ends with DMASEV,
-which raises IRQ `event` when INTEN has the bit. memcpy_wait waits for that IRQ's eventfd, clears the
+memcpy microcode into the driver's DMA region (with or without DMARMB/DMAWMB as Linux chooses from
+the revision in the peripheral ID), then starts channel 0 with DMAGO through the debug interface
+(the manager thread is not running a program of ours); the microcode ends with DMASEV, which
+raises IRQ `event` when INTEN has the bit. memcpy_wait waits for that IRQ's eventfd, clears the
 event with INTCLR and unmasks the (level, automasked) line, as vfio_platform_irq.c expects.
+
+The shape is that of the Linux VFIO selftests' driver ops (tools/testing/selftests/vfio/lib,
+struct vfio_pci_driver_ops), and where it differs, on purpose:
+- selftests: memcpy_start(device, src, dst, size, count) starts `count` copies of `size` bytes and
+  promises the device raises *no* interrupt; memcpy_wait polls the device for completion and
+  returns 0, or non-zero on error; interrupts are a separate op, send_msi, that makes the device
+  send one MSI (the tests check MSIs apart from copies).
+- here: memcpy_start(src, dst, size, count=1) takes the count too, but its microcode ends with
+  DMASEV, so every memcpy_start raises the event interrupt; memcpy_wait waits for that interrupt
+  on the eventfd (poll) and raises DmaError on a fault or a timeout instead of returning non-zero.
+  The PL330 has no MSI: its events are wired lines, so there is no send_msi. Lab 02 is about the
+  interrupt path (eventfd, INTCLR, UNMASK), which a polled wait would skip.
 """
 from ..hw import pl330 as hw
 from . import DmaError
@@ -28,10 +41,10 @@ class PL330Driver:
 
     def __init__(self, device, channel=0, event=0, irq_index=None):
         self.device, self.channel, self.event = device, channel, event
-        # The DT node lists the abort line first, then one interrupt per event (as on Juno), so
+        # The DT node lists the abort line first, then one interrupt per event (as Juno's does), so
         # event n is IRQ index 1 + n; a node with a single interrupt has them combined (index 0).
         self.irq_index = irq_index
-        self.regs = self.irq = self.abort_irq = self.region = None
+        self.regs = self.irq = self.abort_irq = self.region = self.periph_id = None
 
     def probe(self):
         if self.device.kind not in ("platform", "amba") or self.device.num_regions < 1:
@@ -43,7 +56,7 @@ class PL330Driver:
         primecell, periph = read_ids(regs, 0x1000)
         if primecell != PRIMECELL_ID or periph & 0xFFF != PL330_PART_NUMBER:
             return False
-        self.regs = regs
+        self.regs, self.periph_id = regs, periph
         return True
 
     def init(self, region):
@@ -104,10 +117,14 @@ class PL330Driver:
             raise DmaError("the driver is not initialised: call init(region) first")
 
     def memcpy_start(self, src, dst, size, count=1):
+        """Start `count` copies of `size` bytes from IOVA src to IOVA dst (one after the other, as
+        the selftests' count) and return at once. Unlike the selftests' memcpy_start, the
+        device raises the event interrupt when the last copy is done."""
         self._require_init()
         if not 0 < size <= self.max_memcpy_size or not 0 < count <= self.max_memcpy_count:
             raise ValueError(f"size must be 1..{self.max_memcpy_size} and count 1..{self.max_memcpy_count}")
-        copies = [hw.memcpy_program(src, dst, size, event=None)[:-1] for _ in range(count)]  # drop DMAEND
+        copies = [hw.memcpy_program(src, dst, size, event=None, periph_id=self.periph_id)[:-1]
+                  for _ in range(count)]                                     # drop DMAEND
         program = b"".join(copies) + hw.assemble(f"DMASEV E{self.event}\nDMAEND")
         if len(program) > self.region.size:
             raise DmaError(f"microcode ({len(program)} bytes) does not fit the driver region ({self.region.size})")
@@ -124,6 +141,9 @@ class PL330Driver:
         return f"channel {self.channel} faulted at PC 0x{pc:08x}: {', '.join(names) or hex(ftr)}"
 
     def memcpy_wait(self, timeout_ms=1000):
+        """Wait for the copies' interrupt (the selftests' memcpy_wait polls the device instead),
+        then clear the event and unmask the line. A fault or no interrupt within timeout_ms
+        raises DmaError saying which (the selftests' returns non-zero)."""
         self._require_init()
         board = self.device.board
         fds = [self.irq.eventfd] + ([self.abort_irq.eventfd] if self.abort_irq else [])

@@ -17,7 +17,7 @@ from .pl330_asm import AsmError, assemble, ccr_text, ccr_value, disassemble
 
 __all__ = ["PL330", "assemble", "disassemble", "AsmError", "memcpy_program", "ThreadState",
            "ccr_value", "ccr_text", "debug_instruction", "STATE_NAMES", "FAULT_NAMES",
-           "CHANNEL_FAULT_NAMES", "MANAGER_FAULT_NAMES"]
+           "CHANNEL_FAULT_NAMES", "MANAGER_FAULT_NAMES", "PERIPH_ID", "revision"]
 
 # Register offsets (TRM table 3-1).
 DSR, DPC, INTEN, INT_EVENT_RIS, INTMIS, INTCLR = 0x000, 0x004, 0x020, 0x024, 0x028, 0x02C
@@ -287,12 +287,26 @@ def linux_burst_shape(src, dst, length, data_width=64, mfifo_lines=256, channels
     return burst, max(1, min(16, burst_len, length // burst or 1))
 
 
+# The peripheral ID this engine reports (0xFE0..0xFEC): part 0x330, designer 0x41 (ARM),
+# revision 2 (bits [23:20]).
+PERIPH_ID = 0x00241330
+PERIPH_REV_R1P0 = 1
+
+
+def revision(periph_id):
+    """The PL330's revision: peripheral ID bits [23:20] (Linux's get_revision)."""
+    return periph_id >> 20 & 0xF
+
+
 def memcpy_program(src, dst, length, burst_size=None, burst_len=None, event=0, data_width=64,
-                   mfifo_lines=256, channels=8, barriers=True):
+                   mfifo_lines=256, channels=8, barriers=None, periph_id=PERIPH_ID):
     """Microcode that copies `length` bytes from src to dst the way Linux's drivers/dma/pl330.c
     builds it: DMAMOV CCR/SAR/DAR, then bursts in loops (LC0 around LC1 when more than 256 are
-    needed), each burst DMALD, DMARMB, DMAST, DMAWMB; then the leftover beats in one shorter
-    burst; then DMASEV event (None: no event) and DMAEND."""
+    needed), then the leftover beats in one shorter burst; then DMASEV event (None: no event) and
+    DMAEND. Each burst is DMALD, DMAST; DMALD, DMARMB, DMAST, DMAWMB only on a PL330 older than
+    r1p0 (Linux's _ldst_memtomem: the barriers work around r0p0's lock-up). `periph_id` says
+    which; this engine's (PERIPH_ID) is revision 2, so no barriers. `barriers` True or
+    False overrides it."""
     for what, value in (("src", src), ("dst", dst), ("length", length)):
         _check_int(value, f"memcpy_program: {what}", why=" (the PL330 has 32-bit addresses)")
     if burst_size is None or burst_len is None:
@@ -301,6 +315,8 @@ def memcpy_program(src, dst, length, burst_size=None, burst_len=None, event=0, d
         burst_len = burst_len or blen
     if length % burst_size:
         raise ValueError(f"length {length} is not a multiple of the burst size {burst_size}")
+    if barriers is None:
+        barriers = revision(periph_id) < PERIPH_REV_R1P0
     body = ["DMALD", "DMARMB", "DMAST", "DMAWMB"] if barriers else ["DMALD", "DMAST"]
     lines = [f"DMAMOV CCR, 0x{memcpy_ccr(burst_size, burst_len):08x}",
              f"DMAMOV SAR, 0x{src:08x}", f"DMAMOV DAR, 0x{dst:08x}"]
