@@ -259,7 +259,7 @@ static int get_ite(struct vfl_its *its, const struct dte *d, uint32_t event, str
     /* Only physical ITEs exist here (no GICv4). */
     e->valid = (lo & 1) && (lo & 2);
     e->intid = (uint32_t)FIELD(lo, 25, 2);
-    e->icid = (uint32_t)FIELD(lo, 41, 26);
+    e->icid = (uint32_t)FIELD(lo, 47, 32);
     return 0;
 }
 
@@ -267,7 +267,7 @@ static int put_ite(struct vfl_its *its, const struct dte *d, uint32_t event, con
 {
     uint8_t b[ITE_SIZE] = { 0 };
     if (e->valid) {
-        uint64_t lo = 1 | 2 | (uint64_t)(e->intid & 0xFFFFFF) << 2 | (uint64_t)(e->icid & 0xFFFF) << 26;
+        uint64_t lo = 1 | 2 | (uint64_t)(e->intid & 0xFFFFFF) << 2 | (uint64_t)(e->icid & 0xFFFF) << 32;
         for (int i = 0; i < 8; i++)
             b[i] = (uint8_t)(lo >> (8 * i));
         b[8] = INTID_SPURIOUS & 0xFF;           /* the doorbell field: none */
@@ -352,7 +352,6 @@ uint32_t vfl_its_translate(struct vfl_its *its, uint32_t device_id, uint32_t eve
                VFL_ITS_TRANSLATER);
         return 0;
     }
-    /* A valid ITE may hold 1023 (MAPTI allows it): no LPI, like QEMU's redistributor range check. */
     if (set_lpi(its, l.cte.rdbase, l.ite.intid, 1, 0, device_id, event_id) < 0)
         return 0;
     return l.ite.intid;
@@ -409,7 +408,8 @@ static enum result cmd_mapti(struct vfl_its *its, const uint64_t *dw, uint32_t o
         return cmd_error(its, op, ERR_UNMAPPED_DEVICE, devid, event);
     if (event >= BIT(d.size + 1))
         return cmd_error(its, op, ERR_ID_OOR, devid, event);
-    if ((intid < VFL_LPI_BASE || intid >= BIT(GICD_IDBITS)) && intid != INTID_SPURIOUS)
+    /* An LPI INTID; 1023 (allowed only for GICv4 doorbells) is PHYSICALID_OOR, as in QEMU 7.2. */
+    if (intid < VFL_LPI_BASE || intid >= BIT(GICD_IDBITS))
         return cmd_error(its, op, ERR_PHYSICALID_OOR, devid, event);
     struct ite e = { 1, intid, icid };
     return put_ite(its, &d, event, &e) ? STALL : CONTINUE;

@@ -12,7 +12,7 @@
  * (the architecture leaves them IMPLEMENTATION DEFINED; using QEMU's lets a test compare the bytes):
  *   DTE 8 bytes: [0] valid, [5:1] EventID bits - 1, [49:6] ITT address >> 8
  *   CTE 8 bytes: [0] valid, [16:1] RDbase (a processor number: GITS_TYPER.PTA = 0)
- *   ITE 12 bytes: [0] valid, [1] physical, [25:2] pINTID, [41:26] ICID; word 2 [23:0] 1023
+ *   ITE 12 bytes: [0] valid, [1] physical, [25:2] pINTID, [47:32] ICID; bytes 8-11: 1023 (no doorbell)
  * Redistributors (one per CPU): GICR_CTLR.EnableLPIs, GICR_PROPBASER (LPI configuration table:
  * one byte per LPI, [0] enable, [7:2] priority) and GICR_PENDBASER (LPI pending table: one bit per
  * INTID). An LPI made pending sets its bit in the pending table in memory, as QEMU's redistributor
