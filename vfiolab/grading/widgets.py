@@ -50,8 +50,13 @@ def scoreboard_bundle(lab_name, by_exercise):
         text.append(f"  {exercise}: {_points(earned)}/{_points(total)} ({passed} of {len(results)} checks pass)")
     earned = sum(r.earned for rs in by_exercise.values() for r in rs)
     total = sum(r.points for rs in by_exercise.values() for r in rs)
-    text.append(f"  total: {_points(earned)}/{_points(total)}")
+    text.append(f"  total: {_points(earned)}/{_points(total)} (public checks only)")
+    # The learner's kernel never loads the hidden checks, so it cannot count them: say so.
+    note = ("Public checks only: the grader's hidden checks add more points, "
+            "as each exercise's heading says.")
+    text.append(f"  {note}")
     return {"text/html": (f"<div style='font-weight:bold'>{html.escape(lab_name)}: "
-                          f"{_points(earned)} / {_points(total)} points</div>"
-                          f"<table style='{_STYLE}'>{''.join(rows)}</table>"),
+                          f"{_points(earned)} / {_points(total)} points from the public checks</div>"
+                          f"<table style='{_STYLE}'>{''.join(rows)}</table>"
+                          f"<div>{html.escape(note)}</div>"),
             "text/plain": "\n".join(text)}
