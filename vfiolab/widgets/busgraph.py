@@ -82,6 +82,7 @@ class BusGraph(LiveView):
         self.title = title if title is not None else f"{getattr(board, 'kind', 'board')} board"
         self.html = w.HTML()
         self.widget = w.VBox([self.html])
+        self.widget.add_class("vfiolab-busgraph")   # a stable selector for the browser tests
         self._drawn = None
         self.refresh()
         if auto:

@@ -84,6 +84,7 @@ class Inspector(LiveView):
         self.html = w.HTML()
         self.widget = w.VBox([self.picker, self.html], layout=w.Layout(border="1px solid #ccc",
                                                                       padding="4px"))
+        self.widget.add_class("vfiolab-inspector")   # a stable selector for the browser tests
         self.picker.observe(lambda change: self.refresh(), names="value")
         self._shown = None
         self._first_device = self.picker.value

@@ -44,6 +44,7 @@ class IommuView:
         self.max_faults = max_faults
         self.html = w.HTML()
         self.widget = w.VBox([self.html])
+        self.widget.add_class("vfiolab-iommu")   # a stable selector for the browser tests
         self.refresh()
 
     def label(self, iova, name):

@@ -58,6 +58,7 @@ class MemoryDiff:
         self.block = max(1, -(-length // blocks))
         self.html = w.HTML()
         self.widget = w.VBox([self.html])
+        self.widget.add_class("vfiolab-memory")   # a stable selector for the browser tests
         self.refresh()
 
     def _strip(self, src, dst):

@@ -66,6 +66,7 @@ class PL330Panel:
         controls = w.HBox([self.cycles, self.step_button, w.Label("keep stepping:"), self.play,
                            self.run_button, self.reset_button])
         self.widget = w.VBox([controls, self.html])
+        self.widget.add_class("vfiolab-pl330")   # a stable selector for the browser tests
         self.refresh()
 
     @classmethod
