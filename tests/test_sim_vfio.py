@@ -202,10 +202,11 @@ def test_xgmac_irq_follows_status_and_enable(board):
         efd = s._keep(board.eventfd())
         board.ioctl(s.device, U.VFIO_DEVICE_SET_IRQS, U.irq_set_eventfds(0, [efd]))
         regs = board.mmap(s.device, 0x1000, 0)
-        regs.write32(0xF1C, 1 << 6)
-        board.model(target.name).raise_status(1 << 6)      # RI
+        regs.write32(0xF1C, 1 << 1)                          # TPS enabled
+        regs.write32(0xF18, 0x2000)                          # ST (TE off: nothing is fetched)
+        regs.write32(0xF18, 0)                               # stopping the TX DMA raises TPS
         assert counter(board, efd) == 1
-        regs.write32(0xF14, 1 << 6)                          # write 1 to clear: line drops
+        regs.write32(0xF14, 1 << 1)                          # write 1 to clear: line drops
         board.ioctl(s.device, U.VFIO_DEVICE_SET_IRQS, irq_set(U.VFIO_IRQ_SET_DATA_NONE |
                                                               U.VFIO_IRQ_SET_ACTION_UNMASK, 0))
         assert board.poll([efd], 0) == []

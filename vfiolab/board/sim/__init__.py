@@ -455,6 +455,13 @@ class SimBoard:
         """The hardware model behind device `name` (e.g. "2c0a0000.dma")."""
         return self._known_device(name).model
 
+    def xgmac_wire(self, name):
+        """The wire at xgmac `name`'s port: .frames_sent(), .inject(frame), .clear()."""
+        wire = getattr(self._known_device(name).model, "wire", None)
+        if wire is None:
+            raise ValueError(f"{name} is not an xgmac: it has no wire")
+        return wire
+
     # --- lifetime -----------------------------------------------------------------------------
     def shutdown(self):
         """Close every fd (devices, then groups, then containers) and free memory."""

@@ -56,7 +56,7 @@ register_model("arm,pl330", PL330Engine)
 register_model("arm,pl011", primecell.PrimeCellRegisters)
 register_model("arm,pl031", primecell.PrimeCellRegisters)
 register_model("arm,pl061", primecell.PrimeCellRegisters)
-register_model("calxeda,hb-xgmac", xgmac.Xgmac)
+register_model("calxeda,hb-xgmac", xgmac.XgmacDevice)
 register_model("pci:1234:11e8", edu.Edu)
 
 __all__ = ["DeviceModel", "DevicePort", "RegisterFile", "MODELS", "register_model", "model_for",
