@@ -26,7 +26,7 @@ def test_a_dt_node_followed_to_its_device(board):
 
 
 def test_pci_function_stream_id_comes_from_the_host_iommu_map(board):
-    assert plat.smmu_of(board, "0000:00:01.0") == ("2b400000.iommu", 0x10000 + 0x08)
+    assert plat.smmu_of(board, "0000:00:01.0") == ("2b400000.iommu", 0x1000 + 0x08)
     assert plat.find_by_pci_id(board, 0x1234, 0x11e8) == ["0000:00:01.0", "0000:00:02.0"]
     assert plat.of_node(board, "0000:00:01.0") is None
     assert plat.smmu_of(board, "1c170000.rtc") is None

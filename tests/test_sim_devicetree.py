@@ -46,7 +46,7 @@ def test_fvp_topology():
     shared = [g for g in topo.groups if len(g.devices) == 2]
     assert [d.name for d in shared[0].devices] == ["1c090000.serial", "1c1d0000.gpio"]
     edu = topo.device("pci", "0000:00:01.0")
-    assert edu.pci.bars[0] == (0x50000000, 0x100000) and edu.stream == 0x10008 and edu.msi_device_id == 8
+    assert edu.pci.bars[0] == (0x50000000, 0x100000) and edu.stream == 0x1008 and edu.msi_device_id == 8
     assert topo.device("pci", "0000:00:00.0").group is None     # the host bridge
 
 

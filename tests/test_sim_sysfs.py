@@ -171,8 +171,8 @@ def test_garbage_in_sysfs_files(board):
     expect_errno(errno.EACCES, board.sysfs_read, "/sys/bus/amba/drivers_probe")
     expect_errno(errno.EISDIR, board.sysfs_read, DMA)
     expect_errno(errno.EISDIR, board.sysfs_write, DMA, "x")
-    expect_errno(errno.ENOTDIR, board.listdir, f"{DMA}/modalias")
-    expect_errno(errno.EINVAL, board.readlink, f"{DMA}/modalias")
+    expect_errno(errno.ENOTDIR, board.listdir, f"{DMA}/id")
+    expect_errno(errno.EINVAL, board.readlink, f"{DMA}/id")
     expect_errno(errno.ENOENT, board.readlink, "/sys/nowhere")
     expect_errno(errno.EACCES, board.open, f"{DMA}/new_file", os.O_WRONLY | os.O_CREAT)
     assert board.sysfs_write(f"{DMA}/driver_override", "") == 0        # sysfs ignores empty writes

@@ -7,7 +7,7 @@
 Options (keywords):
     gic="its" | "v2m"             MSI controller: GICv3 ITS (isolated MSIs) or a GICv2m frame
     allow_unsafe_interrupts=False  vfio_iommu_type1's module parameter of that name
-    layout="fvp" | "virt"          the SoC: FVP/Juno-like (fvp.dts) or the qemu virt twin (virt.dts)
+    layout="fvp" | "virt"          the SoC: FVP-style (fvp.dts) or the qemu virt twin (virt.dts)
     reset_required=True            vfio_platform's module parameter of that name
     kernel=(6, 1)                  which Linux to answer as, where answers changed between versions:
                                    6.1 is Debian 12's, the kernel the qemu board runs (see KERNEL_CHANGES)

@@ -94,6 +94,34 @@ class Node:
             out.append((_join(cells[i:i + na]), _join(cells[i + na:i + step])))
         return out
 
+    def translate(self, address):
+        """of_translate_address: `address` (in this node's parent's bus space, as in `reg`) as a
+        CPU address, through the `ranges` of every ancestor bus below the root; None where Linux
+        gets OF_BAD_ADDR (a bus without `ranges`, or an address no range covers).
+
+        Each bus is the default (non-PCI) bus here, as for every translation the sim names devices
+        by: PCI functions are named by bus/slot/function, not by their `reg`.
+        """
+        bus = self.parent
+        while bus is not None and bus.parent is not None:
+            if not bus.has("ranges"):
+                return None            # of_translate_one: "no ranges; cannot translate"
+            raw = bus.cells("ranges")
+            if raw:                     # empty `ranges;` is a 1:1 translation
+                na, pna, ns = bus.address_cells(), bus.parent.address_cells(), bus.size_cells()
+                step = na + pna + ns
+                for i in range(0, len(raw) - step + 1, step):
+                    child = _join(raw[i:i + na])
+                    parent = _join(raw[i + na:i + na + pna])
+                    size = _join(raw[i + na + pna:i + step])
+                    if child <= address < child + size:     # of_bus_default_map
+                        address = parent + address - child
+                        break
+                else:
+                    return None         # "not found !"
+            bus = bus.parent
+        return address
+
     def walk(self):
         yield self
         for child in self.children:

@@ -23,15 +23,17 @@ from .memory import PAGE_SIZE
 
 
 class Driver:
-    """A kernel driver: its name, bus, and what it matches (by DT compatible or PCI ID)."""
+    """A kernel driver: its name, bus, and what it matches (DT compatible, amba peripheral ID, PCI ID)."""
 
     is_vfio = False
 
-    def __init__(self, name, bus, compatibles=(), suppress_bind_attrs=False, module=None, pci_ids=()):
+    def __init__(self, name, bus, compatibles=(), suppress_bind_attrs=False, module=None, pci_ids=(),
+                 amba_ids=()):
         self.name = name
         self.bus = bus
         self.compatibles = list(compatibles)
         self.pci_ids = list(pci_ids)                     # static ID table: (vendor, first, last device)
+        self.amba_ids = list(amba_ids)                   # struct amba_id table: (id, mask)
         self.suppress_bind_attrs = suppress_bind_attrs   # no bind/unbind files (e.g. arm-smmu)
         self.module = module or name.replace("-", "_")
         self.dynamic_ids = []                            # PCI new_id entries (vendor, device)
@@ -46,6 +48,10 @@ class Driver:
             fn = device.pci
             return (fn.vendor, fn.device) in self.dynamic_ids or any(
                 fn.vendor == vendor and first <= fn.device <= last for vendor, first, last in self.pci_ids)
+        if device.bus == "amba":
+            # amba_lookup: the peripheral ID, masked, against the id_table; compatible plays no part.
+            periphid = device.periphid
+            return any((periphid & mask) == id_ for id_, mask in self.amba_ids)
         return any(c in self.compatibles for c in device.compatible)
 
     def probe(self, board, device):
@@ -60,16 +66,23 @@ class Driver:
         pass
 
 
-# The host drivers Linux would bind at boot, by compatible.
+# The platform host drivers Linux would bind at boot, by compatible (of_match_table).
 HOST_DRIVERS = [
-    ("dma-pl330", "amba", ["arm,pl330"], False, "pl330"),
-    ("uart-pl011", "amba", ["arm,pl011"], False, "amba_pl011"),
-    ("rtc-pl031", "amba", ["arm,pl031"], False, "rtc_pl031"),
-    ("pl061_gpio", "amba", ["arm,pl061"], False, "gpio_pl061"),
     ("calxedaxgmac", "platform", ["calxeda,hb-xgmac"], False, "calxedaxgmac"),
     ("arm-smmu", "platform", ["arm,mmu-500", "arm,smmu-v2"], True, "arm_smmu"),
     ("arm-smmu-v3", "platform", ["arm,smmu-v3"], True, "arm_smmu_v3"),
     ("pci-host-generic", "platform", ["pci-host-ecam-generic"], True, "pci_host_generic"),
+]
+
+# The amba host drivers, by their id_table: {id, mask} pairs matched against the peripheral ID
+# (drivers/dma/pl330.c, tty/serial/amba-pl011.c, rtc/rtc-pl031.c, gpio/gpio-pl061.c; ARM parts only:
+# ST's 0x00380802 UART and 0x00180031/0x00280031 RTCs are in the same tables, kept here too).
+HOST_AMBA_DRIVERS = [
+    ("dma-pl330", [(0x00041330, 0x000FFFFF)], "pl330"),
+    ("uart-pl011", [(0x00041011, 0x000FFFFF), (0x00380802, 0x00FFFFFF)], "amba_pl011"),
+    ("rtc-pl031", [(0x00041031, 0x000FFFFF), (0x00180031, 0x00FFFFFF), (0x00280031, 0x00FFFFFF)],
+     "rtc_pl031"),
+    ("pl061_gpio", [(0x00041061, 0x000FFFFF)], "gpio_pl061"),
 ]
 
 # Host PCI drivers, by ID. virtio_pci's table is PCI_DEVICE(0x1af4, PCI_ANY_ID) and its probe takes
@@ -80,9 +93,10 @@ HOST_PCI_DRIVERS = [
 
 
 def host_drivers():
-    """Every host driver of the sim kernel, platform/amba by compatible, then PCI by ID."""
-    return ([Driver(name, bus, compatibles, suppress, module)
-             for name, bus, compatibles, suppress, module in HOST_DRIVERS]
+    """Every host driver of the sim kernel: amba by peripheral ID, platform by compatible, PCI by ID."""
+    return ([Driver(name, "amba", module=module, amba_ids=ids) for name, ids, module in HOST_AMBA_DRIVERS]
+            + [Driver(name, bus, compatibles, suppress, module)
+               for name, bus, compatibles, suppress, module in HOST_DRIVERS]
             + [Driver(name, "pci", module=module, pci_ids=ids) for name, ids, module in HOST_PCI_DRIVERS])
 
 

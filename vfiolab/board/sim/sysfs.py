@@ -9,9 +9,10 @@
     /sys/firmware/devicetree/base/...                 the device tree, one file per property
     /sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts (and vfio_platform's)
 
-Device attributes: driver (link, while bound), driver_override, modalias, uevent, subsystem,
-of_node (link into /sys/firmware/devicetree/base), iommu_group (link); AMBA adds id and resource;
-PCI adds vendor, device, class, config, resource, irq.
+Device attributes: driver (link, while bound), driver_override, uevent, subsystem, of_node (link
+into /sys/firmware/devicetree/base), iommu_group (link); modalias except on amba (its MODALIAS, and
+AMBA_ID, are in uevent only); AMBA adds id and resource; PCI adds vendor, device, class, config,
+resource, irq.
 
 of_node property files hold the raw flattened-tree bytes, as Linux shows them: `compatible` is
 NUL-separated strings ("arm,pl330\\0arm,primecell\\0"), `reg` and `interrupts` are big-endian
@@ -109,7 +110,10 @@ class Sysfs:
         vfs.attr(f"{path}/driver_override",
                  show=lambda: f"{device.driver_override}\n" if device.driver_override is not None else "(null)\n",
                  store=lambda data: core.driver_override_store(device, data))
-        vfs.attr(f"{path}/modalias", show=lambda: self._modalias(device) + "\n")
+        if device.bus != "amba":
+            # amba has no modalias attribute (amba_dev_attrs: id, resource, driver_override); its
+            # MODALIAS is in uevent only.
+            vfs.attr(f"{path}/modalias", show=lambda: self._modalias(device) + "\n")
         vfs.attr(f"{path}/uevent", show=lambda: self._uevent(device), store=lambda data: None)
         if device.group is not None:
             vfs.link(f"{path}/iommu_group", device.group.sysfs_path)
@@ -119,10 +123,11 @@ class Sysfs:
         else:
             vfs.link(f"{path}/of_node", DT_BASE + device.node.path.rstrip("/"))
         if device.bus == "amba":
-            periphid = device.model.periphid() if hasattr(device.model, "periphid") else 0
-            vfs.attr(f"{path}/id", show=lambda: f"{periphid:08x}\n")
+            # amba_attr_func(id, "%08x\n") and (resource, "\t%016llx\t%016llx\t%016lx\n"): the one
+            # resource (adev->res) with IORESOURCE_MEM (0x200) as its flags.
+            vfs.attr(f"{path}/id", show=lambda: f"{device.periphid:08x}\n")
             start, size = device.regions[0]
-            vfs.attr(f"{path}/resource", show=lambda: f"0x{start:016x}\t0x{start + size - 1:016x}\t0x{0x200:08x}\n")
+            vfs.attr(f"{path}/resource", show=lambda: f"\t{start:016x}\t{start + size - 1:016x}\t{0x200:016x}\n")
 
     def _pci_attrs(self, device):
         vfs, fn, path = self.vfs, device.pci, device.sysfs_path
@@ -147,8 +152,7 @@ class Sysfs:
             return (f"pci:v{fn.vendor:08X}d{fn.device:08X}sv{fn.subsystem_vendor:08X}sd{fn.subsystem_device:08X}"
                     f"bc{cls >> 16:02X}sc{(cls >> 8) & 0xFF:02X}i{cls & 0xFF:02X}")
         if device.bus == "amba":
-            periphid = device.model.periphid() if hasattr(device.model, "periphid") else 0
-            return f"amba:d{periphid:08X}"
+            return f"amba:d{device.periphid:08X}"
         node = device.node
         return f"of:N{node.basename}T(null)" + "".join(f"C{c}" for c in node.compatible)
 
@@ -165,6 +169,8 @@ class Sysfs:
             lines += [f"OF_NAME={node.basename}", f"OF_FULLNAME={node.path}"]
             lines += [f"OF_COMPATIBLE_{i}={c}" for i, c in enumerate(node.compatible)]
             lines.append(f"OF_COMPATIBLE_N={len(node.compatible)}")
+        if device.bus == "amba":
+            lines.append(f"AMBA_ID={device.periphid:08x}")       # amba_uevent, before MODALIAS
         lines.append(f"MODALIAS={self._modalias(device)}")
         return "".join(line + "\n" for line in lines)
 

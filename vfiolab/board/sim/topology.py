@@ -1,7 +1,8 @@
 """What Linux builds from the device tree at boot: buses, devices, IOMMU groups (no drivers yet).
 
-Naming follows Linux: a platform or AMBA device from a DT node is "<unit address>.<node name>"
-(of_device_make_bus_id: "2c0a0000.dma"), a node without `reg` is its name ("amba"), a PCI function
+Naming follows Linux: a platform or AMBA device from a DT node is "<CPU address>.<node name>", the
+address being its first `reg` entry translated through every parent bus's `ranges`
+(of_device_make_bus_id: "2c0a0000.dma"), a node without `reg` is its full name ("amba", "soc@0"), a PCI function
 is "<domain>:<bus>:<slot>.<function>" ("0000:00:01.0"). Nodes compatible with "arm,primecell" go
 on the amba bus (of_amba_device_create), other nodes with a `compatible` on the platform bus, the
 children of a "simple-bus" too; children of a PCI host node are PCI functions.
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 MSI_IOVA_BASE, MSI_IOVA_LENGTH = 0x8000000, 0x100000
 IRQ_TYPE_EDGE_RISING, IRQ_TYPE_LEVEL_HIGH = 1, 4
 SPI_BASE = 32     # GIC INTID of SPI 0
+AMBA_NR_IRQS = 9  # include/linux/amba/bus.h
 
 
 @dataclass
@@ -63,6 +65,18 @@ class Device:
     def compatible(self):
         return self.node.compatible
 
+    @property
+    def periphid(self):
+        """An amba device's peripheral ID as the kernel holds it (dev->periphid), what amba_match
+        compares with each driver's id_table: `arm,primecell-periphid` from the DT when present
+        (of_amba_device_create), else read from the ID registers at the top of its first region
+        (amba_read_periphid: bytes of 0xFE0..0xFEC, kept only when 0xFF0..0xFFC hold the PrimeCell
+        component ID 0xB105F00D); 0 when neither gives one, and then no driver matches."""
+        value = self.node.cell("arm,primecell-periphid")
+        if value is not None:
+            return value
+        return self.model.periphid() if hasattr(self.model, "periphid") else 0
+
     def __repr__(self):
         return f"<Device {self.bus}:{self.name}>"
 
@@ -91,12 +105,29 @@ class PciFunction:
         return f"{self.domain:04x}:{self.bus:02x}:{self.slot:02x}.{self.function:x}"
 
 
-def _unit_name(node):
-    """of_device_make_bus_id: "%llx.%pOFn" of the translated first reg address, else the name."""
-    regs = node.reg() if node.has("reg") else []
-    if regs:
-        return f"{regs[0][0]:x}.{node.basename}"
-    return node.basename
+def bus_id(node):
+    """of_device_make_bus_id (drivers/of/platform.c): the device's name from its node.
+
+    Walk up from the node: the first node (itself or an ancestor below the root) whose first
+    `reg` entry translates to a CPU address gives "<address>.<name>" ("%llx.%pOFn"; with a `mask`
+    property "<address>.<lowest mask bit>.<name>"), and the names of the nodes walked past follow
+    it after colons; a node without a translatable `reg` contributes its full name with @unit
+    (kbasename(full_name)). Under a bus at 0x1c000000 (`ranges = <0 0 0 0x1c000000 ...>`),
+    uart@90000 is "1c090000.uart"; a node `soc` without reg holding `firmware` names it
+    "soc:firmware".
+    """
+    name = None
+    while node.parent is not None:
+        regs = node.reg() if node.has("reg") else []
+        address = node.translate(regs[0][0]) if regs else None
+        if address is not None:
+            mask = node.cell("mask")
+            head = f"{address:x}.{(mask & -mask).bit_length() - 1:x}.{node.basename}" \
+                if mask else f"{address:x}.{node.basename}"
+            return f"{head}:{name}" if name else head
+        name = f"{node.name}:{name}" if name else node.name
+        node = node.parent
+    return name
 
 
 def _interrupts(node, root):
@@ -138,19 +169,34 @@ class Topology:
             # no platform device, for it or its ITS / v2m children. Their MSI role stays.
             self._msi_controllers_of(node)
             return
-        name = _unit_name(node)
+        name = bus_id(node)
         bus = "amba" if "arm,primecell" in node.compatible else "platform"
         dev = self._add(bus, name, node, f"{parent_path}/{name}")
         dev.regions = node.reg() if node.has("reg") else []
         dev.interrupts = _interrupts(node, self.root)
+        if bus == "amba":
+            # of_amba_device_create: an amba_device has one resource (the first reg entry) and at
+            # most AMBA_NR_IRQS interrupts, so vfio-amba exposes exactly one region.
+            dev.regions, dev.interrupts = dev.regions[:1], dev.interrupts[:AMBA_NR_IRQS]
         iommus = node.cells("iommus")
         if iommus and len(iommus) >= 2:
-            dev.stream = iommus[1]
+            dev.stream = self._stream_id(iommus[0], iommus[1])
         if "simple-bus" in node.compatible:
             for child in node.children:
                 self._populate(child, dev.sysfs_path)
         if "pci-host-ecam-generic" in node.compatible:
             self._populate_pci(node, dev)
+
+    def _stream_id(self, smmu_phandle, sid):
+        """The stream ID the SMMU driver takes from a DT `iommus` / `iommu-map` cell. arm-smmu
+        (SMMUv1/v2, MMU-500) keeps 16 bits: arm_smmu_of_xlate is FIELD_PREP(ARM_SMMU_SMR_ID =
+        GENMASK(15, 0), sid), which drops higher bits, so 0x10008 would become 0x0008 and collide.
+        arm-smmu-v3 stream IDs are 32 bits."""
+        smmu = self.root.by_phandle.get(smmu_phandle)
+        if smmu is not None and any(c in ("arm,smmu-v1", "arm,smmu-v2", "arm,mmu-500", "arm,mmu-401")
+                                    for c in smmu.compatible):
+            return sid & 0xFFFF
+        return sid
 
     def _msi_controllers_of(self, gic):
         for child in gic.children:
@@ -190,7 +236,7 @@ class Topology:
             # board (6.1, arm-smmu-v3 as a module) groups are made at probe time.
             is_host_bridge = fn.class_code >> 8 == 0x0600
             if iommu_map and iommu_map[0] <= fn.rid < iommu_map[0] + iommu_map[3] and not is_host_bridge:
-                dev.stream = iommu_map[2] + fn.rid - iommu_map[0]
+                dev.stream = self._stream_id(iommu_map[1], iommu_map[2] + fn.rid - iommu_map[0])
             if msi_map and msi_map[0] <= fn.rid < msi_map[0] + msi_map[3]:
                 dev.msi_device_id = msi_map[2] + fn.rid - msi_map[0]
         functions = [d for d in self.devices if d.pci is not None]
