@@ -36,8 +36,10 @@ def fixed_suite():
     # Linux's memcpy shapes: burst sizing from alignment, nested loops, leftover beats.
     for length, src_off, dst_off in [(1, 0, 0), (7, 1, 3), (64, 0, 0), (100, 4, 8),
                                      (4096 + 24, 0, 8), (40000, 0, 0), (65000, 2, 6)]:
-        cases.append(case(f"linux memcpy {length}",
-                          (0, CODE, memcpy_program(SRC + src_off, DST + dst_off, length, event=1))))
+        for barriers in (False, True):      # Linux's microcode for r1p0 and later, for r0p0
+            cases.append(case(f"linux memcpy {length}{' with barriers' if barriers else ''}",
+                              (0, CODE, memcpy_program(SRC + src_off, DST + dst_off, length,
+                                                       event=1, barriers=barriers))))
     cases.append(case("linux memcpy, no barriers",
                       (0, CODE, memcpy_program(SRC, DST, 20000, event=None, barriers=False))))
     # Every burst size and length, one burst each way.

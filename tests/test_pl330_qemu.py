@@ -198,7 +198,22 @@ TRM_VS_QEMU = [
      "DMASTZ is an AXI burst like DMAST: an unaligned first beat is short and DAR moves to the "
      "aligned address after the burst (DST + 16). QEMU adds the full burst (DST + 19).",
      {"ch0.DAR": (DST + 16, DST + 19)}),
+    ("DMASTZ stalled by a full write queue",
+     _prog(f"DMAMOV CCR, 0x{ccr(8, 16, 8, 16):08x}\nDMAMOV DAR, 0x{DST:x}\nDMALP 20\nDMASTZ\n"
+           "DMALPEND\nDMAEND"),
+     "A DMASTZ that finds the write queue full stalls and issues later; DAR moves once, when it "
+     "issues: 20 bursts of 128 bytes end at DST + 0xA00. QEMU's pl330_dmastz adds size * beats to "
+     "DAR even when the queue refused the burst (its pl330_dmast only moves DAR when it did not "
+     "stall), so each stalled retry moves DAR again and the later bursts zero the wrong bytes.",
+     {"ch0.DAR": (DST + 0xA00, DST + 0x1700), "dst": "differs"}),
 ]
+
+# Not a TRM-vs-QEMU case but ours-vs-QEMU, where the TRM does not decide (tested below): INTEN is
+# read when DMASEV executes (TRM: "if the DMAC executes DMASEV ... it sets irq[N] HIGH"), so both
+# keep an event signalled with INTEN clear in INT_EVENT_RIS, and INTCLR (interrupts only) leaves
+# it there: an event nobody waits for stays set across programs, and a later DMAWFE takes it at
+# once. Setting INTEN afterwards: our irq line is INT_EVENT_RIS & INTEN, so the pending event
+# becomes an interrupt (lab 02, 5c); QEMU's INTMIS stays 0 until the next DMASEV.
 
 # Faults on an instruction that QEMU decodes: QEMU still retires the instruction, so its CPC points
 # past it. The TRM's channel stops at the instruction that faulted (CPC shows it, for the fault
@@ -245,3 +260,23 @@ def test_trm_vs_qemu(fresh_qemu, name, code, reason, expected):
         assert _lookup(a, key) == ours_want, f"{name}: ours {key} = {_lookup(a, key):#x}"
         assert _lookup(b, key) == qemu_want, (f"{name}: QEMU {key} = {_lookup(b, key):#x}, the "
                                               f"listed difference changed ({reason})")
+
+
+def test_inten_set_after_the_event(fresh_qemu):
+    """DMASEV E0 with INTEN clear, then INTEN = 1, then INTCLR: (INT_EVENT_RIS, INTMIS) each step."""
+    def steps(dma):
+        dma.mem_write(CODE, _prog("DMASEV E0\nDMAEND"))
+        start(dma, 0, CODE)
+        dma.run()
+        seen = [(dma.readl(0x024), dma.readl(0x028))]
+        dma.writel(0x02C, 1)          # INTCLR with INTEN clear: clears no interrupt, no event
+        seen.append((dma.readl(0x024), dma.readl(0x028)))
+        dma.writel(0x020, 1)
+        seen.append((dma.readl(0x024), dma.readl(0x028)))
+        dma.writel(0x02C, 1)
+        seen.append((dma.readl(0x024), dma.readl(0x028)))
+        return seen
+    qemu = QemuPL330(fresh_qemu)
+    qemu.reset()
+    assert steps(PL330()) == [(1, 0), (1, 0), (1, 1), (0, 0)]
+    assert steps(qemu) == [(1, 0), (1, 0), (1, 0), (0, 0)]
