@@ -45,6 +45,7 @@ DESC_SIZE = 32
 BUFFER_MAX = 0x1FFF
 
 U32, U64 = 0xFFFFFFFF, (1 << 64) - 1
+DEFAULT_STEP_LIMIT = 1 << 20
 
 
 def _check_int(value, what, hi=U32, lo=0):
@@ -194,9 +195,11 @@ class Xgmac:
 
     # ---- running ----
     def run(self, max_steps=None):
-        """Handle descriptors until both DMAs are idle (max_steps None) or max_steps of them.
-        Every ring is finite (the DMA hands each descriptor back), so run() always ends."""
-        limit = U64 if max_steps is None else _check_int(max_steps, "max_steps", U64)
+        """Handle descriptors until both DMAs are idle, or max_steps of them (None: at most
+        DEFAULT_STEP_LIMIT). Returns the steps run. A ring the DMA hands back ends by itself; one
+        that re-arms itself (a looped-back frame written over the TX ring's OWN bits) would run
+        for ever, as on hardware, so run() is always bounded."""
+        limit = DEFAULT_STEP_LIMIT if max_steps is None else _check_int(max_steps, "max_steps", U64)
         return self._lib.vfl_xgmac_run(self._dev, limit)
 
     @property
