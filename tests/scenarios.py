@@ -491,7 +491,9 @@ def sysfs_garbage(board, target):
     # bind_store: __driver_probe_device finds the device already bound.
     expect_errno(errno.EBUSY, board.sysfs_write, f"{driver_dir}/bind", target.name)
     # kernfs_fop_open: a read-only attribute cannot be opened for writing, even by root.
-    expect_errno(errno.EACCES, board.sysfs_write, f"{target.sysfs}/modalias", "x")
+    # (amba devices have no modalias attribute: their read-only `id` stands in.)
+    read_only = "id" if target.bus == "amba" else "modalias"
+    expect_errno(errno.EACCES, board.sysfs_write, f"{target.sysfs}/{read_only}", "x")
     # sysfs_write opens without O_CREAT: a file sysfs does not have is ENOENT.
     expect_errno(errno.ENOENT, board.sysfs_write, f"{target.sysfs}/no_such_attribute", "x")
     # Unknown paths.
