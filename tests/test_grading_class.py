@@ -38,6 +38,12 @@ def without(nb, *grade_ids):
     return nb
 
 
+def _slow(nb):
+    for _ in range(5):
+        nb = with_cell(nb, 4, "import time\ntime.sleep(2.5)")
+    return nb
+
+
 def edited(nb, grade_id, source):
     nb = nbformat.from_dict(nb)
     for c in nb.cells:
@@ -85,6 +91,8 @@ c.judge = lambda checks, seen: []
         "stubborn": with_cell(solution, 4, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                                             "while True:\n    pass"),
         "exit": with_cell(solution, 4, "import os\nos._exit(3)"),
+        # five cells of 2.5 s (each under the 3 s cell limit) overrun the 12 s notebook limit
+        "slow": _slow(solution),
         "deleted": without(solution, "ex1", "ex2", "scoreboard"),
         "faked": edited(blank, "ex1", "print('ex1: 2 / 2 points  PASS ex1-reverse')"),
         "patched": with_cell(blank, 2, patch),
@@ -117,8 +125,9 @@ def points(graded, learner):
 
 
 def test_every_submission_is_graded(graded):
-    assert sorted(graded["labs"]) == sorted(["blank", "solution", "loop", "stubborn", "exit", "deleted",
-                                             "faked", "patched", "hunter", "garbage", "nothing"])
+    assert sorted(graded["labs"]) == sorted(["blank", "solution", "loop", "stubborn", "exit", "slow",
+                                             "deleted", "faked", "patched", "hunter", "garbage",
+                                             "nothing"])
     assert all(len(checks) == 4 for checks in graded["rows"].values())
 
 
@@ -139,15 +148,38 @@ def test_an_infinite_loop_is_interrupted_and_the_rest_is_graded(graded):
                for n in graded["labs"]["loop"]["notes"])
 
 
-def test_a_loop_that_ignores_interrupts_runs_out_of_time(graded):
-    assert points(graded, "stubborn") == 0
-    assert graded["labs"]["stubborn"]["status"] == "timeout"
-    assert "ran out of time (12 s) in cell 5" in graded["rows"]["stubborn"]["ex1-reverse"]["message"]
+EX1 = 3  # ex1-reverse (2) + hidden ex1-untouched-src (1): ex1's answer cell comes before cell 5
 
 
-def test_a_kernel_killed_by_os_exit(graded):
-    assert points(graded, "exit") == 0
-    assert "the kernel died while running cell 5" in graded["rows"]["exit"]["ex1-reverse"]["message"]
+def test_a_loop_that_ignores_interrupts_runs_out_of_time_and_keeps_what_came_before(graded):
+    rec = graded["labs"]["stubborn"]
+    assert rec["status"] == "timeout" and rec["stopped_cell"] == 5
+    assert points(graded, "stubborn") == EX1
+    rows = graded["rows"]["stubborn"]
+    assert rows["ex1-reverse"]["passed"] == "True" and rows["ex1-untouched-src"]["passed"] == "True"
+    assert rows["ex2-sum"]["message"] == "not graded: ran out of time in cell 5"
+    assert any("cell 5 ran out of time: it went on running after it was interrupted" in n
+               for n in rec["notes"])
+
+
+def test_a_kernel_killed_by_os_exit_keeps_what_came_before(graded):
+    assert points(graded, "exit") == EX1 and graded["labs"]["exit"]["status"] == "kernel-died"
+    assert graded["rows"]["exit"]["ex2-wraps"]["message"] == "not graded: the kernel died in cell 5"
+    assert any("the kernel died while running cell 5" in n for n in graded["labs"]["exit"]["notes"])
+
+
+def test_the_notebook_time_limit_keeps_what_came_before(graded):
+    rec = graded["labs"]["slow"]
+    assert rec["status"] == "timeout" and points(graded, "slow") == EX1, rec
+    assert graded["rows"]["slow"]["ex2-sum"]["message"].startswith("not graded: ran out of time in cell")
+    assert any("the notebook ran out of time (12 s) in cell" in n for n in rec["notes"])
+
+
+def test_feedback_says_a_shared_reason_once(graded):
+    text = graded["feedback"]("exit")
+    assert text.count("the kernel died in cell 5") == 1, text
+    assert "- 3 checks (ex2-sum, ex2-wraps" not in text  # ex2 has 2 checks: both named once
+    assert "2 checks (ex2-sum, ex2-wraps): not graded: the kernel died in cell 5" in text
 
 
 def test_deleted_check_cells_change_nothing_but_a_note(graded):
@@ -160,15 +192,23 @@ def test_an_edited_check_cell_that_fakes_a_pass_gets_zero(graded):
     assert any("ex1 edited" in n for n in graded["labs"]["faked"]["notes"])
 
 
-def test_monkeypatched_vfiolab_gets_zero_and_says_why(graded):
-    assert points(graded, "patched") == 0 and graded["labs"]["patched"]["status"] == "tampered"
-    message = graded["rows"]["patched"]["ex1-reverse"]["message"]
-    assert "vfiolab's code was modified from the notebook" in message
-    assert "vfiolab.grading.observations.observe_all was replaced" in message
+def test_monkeypatched_vfiolab_gets_zero_and_says_why_once(graded):
+    rec = graded["labs"]["patched"]
+    assert points(graded, "patched") == 0 and rec["status"] == "tampered"
+    assert graded["rows"]["patched"]["ex1-reverse"]["message"] == \
+        "0: vfiolab's code was replaced from the notebook (see the notes)"
+    # the instructor keeps every replaced function; the learner gets one line for cell 3
+    assert "vfiolab.grading.observations.observe_all was replaced by code from cell 3" in rec["tampering"]
+    lines = [n for n in rec["notes"] if "replaced vfiolab's" in n]
+    assert len(lines) == 1 and lines[0].startswith("cell 3 replaced vfiolab's "), rec["notes"]
+    assert "vfiolab.grading.observations.observe_all" in lines[0] and "submit again" in lines[0]
+    text = graded["feedback"]("patched")
+    assert "/tmp" not in text and "ipykernel" not in text and "scratch" not in text, text
+    assert text.count("replaced vfiolab's") == 1
 
 
 def test_the_hidden_checks_cannot_be_read_from_the_notebook(graded):
-    if any("without isolation" in note for note in graded["labs"]["hunter"]["notes"]):
+    if any("without isolation" in note for note in graded["labs"]["hunter"]["detail"]):
         pytest.skip("this machine gives the grader no Linux namespaces (a container without "
                     "CAP_SYS_ADMIN or user namespaces), so a kernel can read any file; the gradebook "
                     "warns the instructor instead")
@@ -180,7 +220,9 @@ def test_the_hidden_checks_cannot_be_read_from_the_notebook(graded):
 
 def test_a_file_that_is_not_a_notebook_and_a_missing_notebook(graded):
     assert points(graded, "garbage") == 0 and graded["labs"]["garbage"]["status"] == "not-a-notebook"
-    assert "not a readable Jupyter notebook" in graded["rows"]["garbage"]["ex1-reverse"]["message"]
+    assert graded["rows"]["garbage"]["ex1-reverse"]["message"] == \
+        "not graded: the submission is not a notebook"
+    assert any("not a readable Jupyter notebook" in n for n in graded["labs"]["garbage"]["notes"])
     assert points(graded, "nothing") == 0
     assert "no notebook 99-sample.ipynb submitted (found: answers.txt)" in \
         graded["rows"]["nothing"]["ex1-reverse"]["message"]
@@ -198,4 +240,4 @@ def test_feedback_never_holds_hidden_check_code(graded):
 def test_a_rerun_skips_what_is_graded(graded):
     done = subprocess.run(graded["command"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "graded 0, skipped 11 already graded" in done.stdout
+    assert "graded 0, skipped 12 already graded" in done.stdout

@@ -49,14 +49,23 @@ def record(learner, lab, notebook, digest, status, notes, results):
 
 
 def feedback_text(rec):
-    """The learner's feedback: totals, notes, then each check with its hint (never its code)."""
+    """The learner's feedback: totals, notes, then each check with its hint (never its code).
+    A hint that several checks share (not graded: the kernel died in cell 12) is said once."""
     lines = [f"# {rec['lab']}: {rec['points']:g} / {rec['max_points']:g} points",
              "", f"Learner: {rec['learner']}  ", f"Notebook: {rec['notebook'] or '(none)'}", ""]
-    if rec["notes"]:
-        lines += ["## Notes", ""] + [f"- {n}" for n in rec["notes"]] + [""]
+    failed = [c for c in rec["checks"] if not c["passed"]]
+    shared = {}
+    for c in failed:
+        shared.setdefault(c["message"], []).append(c["check"])
+    shared = {m: ids for m, ids in shared.items() if len(ids) > 1}
+    notes = list(rec["notes"]) + [f"{len(ids)} checks ({', '.join(ids)}): {m}"
+                                  for m, ids in shared.items()]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     lines += ["## Checks", "", "| check | result | points | hint |", "|---|---|---|---|"]
     for c in rec["checks"]:
-        hint = "" if c["passed"] else c["message"].replace("|", "\\|").replace("\n", " ")
+        hint = "" if c["passed"] else ("see the notes" if c["message"] in shared else
+                                       c["message"].replace("|", "\\|").replace("\n", " "))
         lines.append(f"| {c['check']}{' (hidden)' if c['hidden'] else ''} | "
                      f"{'pass' if c['passed'] else 'fail'} | {c['points']:g}/{c['max_points']:g} | {hint} |")
     return "\n".join(lines) + "\n"
@@ -91,8 +100,9 @@ def write_gradebook(out):
     writer.writeheader()
     writer.writerows(rows)
     _atomic_write(os.path.join(out, "gradebook.csv"), text.getvalue())
-    summary = [{k: r[k] for k in ("learner", "lab", "notebook", "status", "points", "max_points",
-                                  "notes")} for r in records]
+    summary = [{k: r.get(k) for k in ("learner", "lab", "notebook", "status", "points",
+                                      "max_points", "notes", "detail", "tampering",
+                                      "stopped_cell")} for r in records]
     _atomic_write(os.path.join(out, "gradebook.json"),
                   json.dumps({"rows": rows, "labs": summary}, indent=1))
     return records

@@ -8,9 +8,11 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -18,14 +20,16 @@ from dataclasses import dataclass
 import nbformat
 
 from . import gradebook
-from .checks import Result, judge
+from .checks import Result
 from .collector import library_roots, package_fingerprints
 from .lab import HIDDEN_CHECKS, Lab
 from .notebook import changed_locked_cells
 from .observations import seen_from
 from .progress import Progress
 from .release import release_lab
+from .verdict import results_for, tampering_notes
 from .runner import read_notebook
+from .zygote import Factory
 
 
 @dataclass
@@ -55,6 +59,22 @@ class PreparedLab:
         self.files = release_lab(lab, os.path.join(work, "release"))
         self.released_nb = nbformat.read(os.path.join(self.files, lab.notebook), as_version=4)
         self.checks_source = lab.public_source()
+        self.imports = notebook_imports(self.released_nb)
+
+
+_IMPORT = re.compile(r"^\s*(?:from\s+(vfiolab[\w.]*)\s+import|import\s+(vfiolab[\w.]*))", re.M)
+
+
+def notebook_imports(nb):
+    """The vfiolab modules a lab's notebook imports: the kernel factory imports them beforehand."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            for m in _IMPORT.finditer(cell.source):
+                name = m.group(1) or m.group(2)
+                if name not in found:
+                    found.append(name)
+    return found
 
 
 def find_jobs(submissions, labs):
@@ -97,30 +117,12 @@ def zero(checks, message):
     return [Result(c.id, c.exercise, c.points, 0.0, c.hidden, message) for c in checks]
 
 
-STATUS_MESSAGES = {
-    "not-a-notebook": "not graded: the submission is not a notebook",
-    "kernel-died": "not graded: the kernel died",
-    "timeout": "not graded: the notebook ran out of time",
-    "no-observation": "not graded: the notebook's state could not be observed",
-    "error": "not graded: the grader could not run the notebook",
-}
+def judge_run(prepared, run, submitted=None):
+    """Results of every check (public and hidden) for one runner result (verdict.py)."""
+    return results_for(prepared.checks, run, submitted)
 
 
-def judge_run(prepared, run):
-    """Results of every check (public and hidden) for one runner result."""
-    status = run["status"]
-    if status == "tampered":
-        problems = run["tampering"]
-        message = ("0: vfiolab's code was modified from the notebook, so its state cannot be "
-                   "trusted: " + "; ".join(problems[:3]) + (" ..." if len(problems) > 3 else ""))
-        return zero(prepared.checks, message)
-    if status != "ok":
-        detail = run["notes"][-1] if run["notes"] else ""
-        return zero(prepared.checks, f"{STATUS_MESSAGES.get(status, status)}: {detail}")
-    return judge(prepared.checks, seen_from(run["observations"]))
-
-
-def _run_isolated(job, prepared, limits, out, work, prints_path, hide):
+def _run_isolated(job, prepared, limits, out, work, prints_path, hide, factory):
     """Run one notebook in its own runner process; returns its result dict."""
     name = f"{job.learner}--{job.lab}"
     job_path = os.path.join(work, "jobs", name + ".json")
@@ -134,13 +136,20 @@ def _run_isolated(job, prepared, limits, out, work, prints_path, hide):
                    "checks_source": prepared.checks_source, "cell_timeout": limits.cell_timeout,
                    "notebook_timeout": limits.notebook_timeout, "hide": hide,
                    "result": raw_path, "executed": executed, "prints_path": prints_path,
-                   "roots": library_roots()}, f)
+                   "roots": library_roots(), "factory": factory}, f)
     log = os.path.join(work, "logs", name + ".log")
     # A fresh process per notebook, forked from a server that has nbclient imported already.
     process = _forkserver().Process(target=_runner_main, args=(job_path, log), daemon=True)
-    process.start()
-    # The runner enforces the limits itself; this is the backstop if it cannot.
-    process.join(timeout=limits.notebook_timeout + limits.cell_timeout + 120)
+    with _lock:
+        if _stopping.is_set():
+            return {"status": "error", "notes": ["the grading run was interrupted"]}
+        process.start()
+        _running.add(process)
+    # The runner enforces the limits itself; this is the backstop if it cannot. (A notebook that
+    # stops early runs its earlier cells a second time, with 1.25 times the notebook's limit.)
+    process.join(timeout=2.25 * limits.notebook_timeout + 2 * limits.cell_timeout + 120)
+    with _lock:
+        _running.discard(process)
     if process.is_alive():
         process.kill()  # its sandboxed kernel follows (parent-death signal)
         process.join()
@@ -149,11 +158,18 @@ def _run_isolated(job, prepared, limits, out, work, prints_path, hide):
         with open(raw_path) as f:
             return json.load(f)
     except (OSError, ValueError):
-        return {"status": "error", "notes": [f"the runner exited with status {process.exitcode} "
-                                             f"and no result (log: {log})"]}
+        try:
+            with open(log, errors="replace") as f:
+                tail = f.read().strip().splitlines()[-3:]
+        except OSError:
+            tail = []
+        return {"status": "error", "notes": ["the grader could not run the notebook"],
+                "detail": [f"the runner exited with status {process.exitcode} and no result; "
+                           "its log ends: " + " / ".join(tail)]}
 
 
 _context = None
+_running, _lock, _stopping = set(), threading.Lock(), threading.Event()
 
 
 def _forkserver():
@@ -173,16 +189,17 @@ def _runner_main(job_path, log):
     main([job_path])
 
 
-def grade_one(job, prepared, limits, out, work, prints_path, hide):
+def grade_one(job, prepared, limits, out, work, prints_path, hide, factory=None):
     """The graded record of one job (runs in a worker thread; the notebook in its own process)."""
     started = time.monotonic()
-    rec = _grade_one(job, prepared, limits, out, work, prints_path, hide)
+    rec = _grade_one(job, prepared, limits, out, work, prints_path, hide, factory)
     rec["seconds"] = round(time.monotonic() - started, 3)
     return rec
 
 
-def _grade_one(job, prepared, limits, out, work, prints_path, hide):
+def _grade_one(job, prepared, limits, out, work, prints_path, hide, factory):
     notes = [job.note] if job.note else []
+    submitted = None
     if job.notebook is None:
         return gradebook.record(job.learner, job.lab, None, "", "missing", notes,
                                 zero(prepared.checks, f"not graded: {job.note}"))
@@ -196,26 +213,39 @@ def _grade_one(job, prepared, limits, out, work, prints_path, hide):
             notes.append("locked cells changed, which changes nothing (the grader runs its own "
                          "checks): " + ", ".join([f"{i} deleted" for i in deleted] +
                                                  [f"{i} edited" for i in edited]))
-        run = _run_isolated(job, prepared, limits, out, work, prints_path, hide)
+        run = _run_isolated(job, prepared, limits, out, work, prints_path, hide, factory)
     notes += run.get("notes", [])
-    if run.get("tampering"):
-        notes.append("modified in the kernel: " + "; ".join(run["tampering"]))
-    if run.get("status") == "ok" and run.get("isolation", {}).get("isolation") == "none":
-        notes.append("warning for the instructor: the kernel ran without isolation "
-                     f"({run['isolation'].get('why', '')})")
-    results = judge_run(prepared, run)
+    notes += tampering_notes(run.get("tampering", []))
+    detail = list(run.get("detail", []))
+    if run.get("isolation", {}).get("isolation") == "none":
+        detail.append("the kernel ran without isolation "
+                      f"({run['isolation'].get('why', '')})")
+    results = judge_run(prepared, run, submitted)
     rec = gradebook.record(job.learner, job.lab, os.path.basename(job.notebook), sha256(job.notebook),
                            run["status"], notes, results)
     rec["phases"] = run.get("phases", {})  # where the time went, for the instructor
+    # The instructor's, never in the learner's feedback: why the grader failed, every replaced
+    # function (the notes group them), whether the kernel was isolated.
+    rec["detail"], rec["tampering"] = detail, run.get("tampering", [])
+    if run.get("stopped_cell"):
+        rec["stopped_cell"] = run["stopped_cell"]
     return rec
 
 
-def grade_class(submissions, out, labs, jobs=None, limits=Limits(), regrade=False, stream=None):
-    """Grade every submission; returns (records graded now, records skipped, warnings)."""
+def grade_class(submissions, out, labs, jobs=None, limits=Limits(), regrade=False, stream=None,
+                factory=True):
+    """Grade every submission; returns (records graded now, records skipped, warnings).
+
+    Resumable: each record is written (atomically) as soon as its notebook is graded, and a later
+    run skips every notebook whose record matches its sha256; an interrupted run (Ctrl-C: the
+    notebooks still running are stopped and not recorded) or a machine that went down loses at
+    most the notebooks that were running. Memory stays bounded by `jobs`: one runner and one
+    kernel per notebook being graded, records of a few KB."""
     stream = stream or sys.stderr
     submissions, out = os.path.abspath(submissions), os.path.abspath(out)
     os.makedirs(out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="vfiolab-grade-")
+    kernels = None
     try:
         for sub in ("jobs", "raw", "logs"):
             os.makedirs(os.path.join(work, sub))
@@ -234,18 +264,55 @@ def grade_class(submissions, out, labs, jobs=None, limits=Limits(), regrade=Fals
         # What a learner's kernel must not see: the labs (hidden checks), the class, the grades.
         hide = [p.lab.path for p in prepared.values()] + [submissions, out, work] + \
                [p.lab.file(HIDDEN_CHECKS) for p in prepared.values()]
-        progress, graded = Progress(len(todo), stream), []
-        with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-            futures = {pool.submit(grade_one, job, prepared[job.lab], limits, out, work,
-                                   prints_path, hide): job for job in todo}
-            for future in as_completed(futures):
-                rec = future.result()
-                gradebook.write_record(out, rec)
-                gradebook.write_gradebook(out)
-                graded.append(rec)
-                progress.step(f"{rec['learner']}/{rec['lab']}: {rec['points']:g}/{rec['max_points']:g}"
-                              f" {'' if rec['status'] == 'ok' else rec['status']}")
-        gradebook.write_gradebook(out)
+        if factory and todo:
+            kernels = Factory(work, sorted({m for p in prepared.values() for m in p.imports}))
+            if not kernels.ready:
+                warnings.append("the kernel factory did not start, so each kernel starts anew "
+                                f"(slower): {kernels.why_not()}")
+                kernels.stop()
+                kernels = None
+        graded = _grade_all(todo, prepared, limits, out, work, prints_path, hide,
+                            kernels.socket_path if kernels else None, jobs, stream, len(skipped))
         return graded, skipped, warnings
     finally:
+        if kernels:
+            kernels.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+GRADEBOOK_EVERY = 30  # seconds between rebuilds of gradebook.csv/.json during a run
+
+
+def _grade_all(todo, prepared, limits, out, work, prints_path, hide, factory, jobs, stream, skipped):
+    progress, graded = Progress(len(todo), stream), []
+    _stopping.clear()
+    if skipped:
+        stream.write(f"{skipped} notebooks already graded (unchanged since): skipped\n")
+    pool = ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1)
+    rebuilt = time.monotonic()
+    try:
+        futures = [pool.submit(grade_one, job, prepared[job.lab], limits, out, work, prints_path,
+                               hide, factory) for job in todo]
+        for future in as_completed(futures):
+            rec = future.result()
+            gradebook.write_record(out, rec)
+            graded.append(rec)
+            progress.step(f"{rec['learner']}/{rec['lab']}: {rec['points']:g}/{rec['max_points']:g}"
+                          f" {'' if rec['status'] == 'ok' else rec['status']}")
+            if time.monotonic() - rebuilt > GRADEBOOK_EVERY:
+                gradebook.write_gradebook(out)
+                rebuilt = time.monotonic()
+    except BaseException:  # Ctrl-C: stop what runs, record nothing more; a rerun resumes here
+        _stopping.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        with _lock:
+            for process in list(_running):
+                process.kill()
+        pool.shutdown(wait=True)
+        gradebook.write_gradebook(out)
+        stream.write(f"\ninterrupted: {len(graded)} graded and recorded in {out}; run the same "
+                     "command again to grade the rest\n")
+        raise
+    pool.shutdown(wait=True)
+    gradebook.write_gradebook(out)
+    return graded

@@ -7,8 +7,10 @@ and the run goes on) and so does the whole notebook (then the kernel is killed).
 (collector.py) then observes the state. The result (a JSON file) carries observations, never
 judgements: this process never loads hidden checks.
 """
+import copy
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -64,25 +66,33 @@ def _make_scratch(job):
     return base, scratch
 
 
-def _kernel_spec(private, config_path):
+def _kernel_spec(private, config_path, factory_socket=None):
+    """A kernel forked by the grader's kernel factory (zygote.py) when there is one, else a
+    sandbox process that execs a fresh ipykernel: the same sandbox either way."""
     folder = os.path.join(private, "kernels", KERNEL_NAME)
     os.makedirs(folder)
+    if factory_socket:
+        from .zygote import launcher_argv
+        argv = launcher_argv(factory_socket, config_path)
+    else:
+        argv = [sys.executable, "-m", "vfiolab.grading.sandbox", config_path, "--",
+                sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     with open(os.path.join(folder, "kernel.json"), "w") as f:
-        json.dump({"argv": [sys.executable, "-m", "vfiolab.grading.sandbox", config_path, "--",
-                            sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                   "display_name": "vfiolab grader", "language": "python",
+        json.dump({"argv": argv, "display_name": "vfiolab grader", "language": "python",
                    "interrupt_mode": "signal"}, f)
 
 
 class Watchdog:
-    """Kills the kernel when a deadline passes: the one limit a notebook cannot catch or ignore."""
+    """Kills the kernel when a deadline passes: the one limit a notebook cannot catch or ignore.
+    Two deadlines: the notebook's, and the running cell's (a cell still running one per-cell
+    limit after it was interrupted ignores interrupts, and waiting on would lose the rest)."""
 
     def __init__(self, client):
-        self.client, self.fired, self._timer = client, False, None
+        self.client, self.fired, self._timer = client, None, None
 
-    def arm(self, seconds):
+    def arm(self, seconds, why):
         self.disarm()
-        self._timer = threading.Timer(max(seconds, 0.1), self._fire)
+        self._timer = threading.Timer(max(seconds, 0.1), self._fire, (why,))
         self._timer.daemon = True
         self._timer.start()
 
@@ -90,15 +100,38 @@ class Watchdog:
         if self._timer:
             self._timer.cancel()
 
-    def _fire(self):
-        self.fired = True
+    def _fire(self, why):
+        self.fired = why
         process = getattr(getattr(self.client.km, "provisioner", None), "process", None)
         if process is not None:
             process.kill()
 
 
-def run_notebook(job, nb):
-    """Execute nb as the job says; returns the result dict (see module docstring)."""
+def _scrub(value, folders):
+    """value with the grader's scratch folders taken out of every string (learners see these)."""
+    if isinstance(value, str):
+        for folder in folders:
+            value = value.replace(folder + os.sep, "").replace(folder, ".")
+        return value
+    if isinstance(value, list):
+        return [_scrub(v, folders) for v in value]
+    if isinstance(value, dict):
+        return {k: _scrub(v, folders) for k, v in value.items()}
+    return value
+
+
+_IN_CELL = re.compile(r"cell In\[(\d+)\]")
+
+
+def _cells_by_count(nb):
+    """{execution count: the notebook's cell number} of an executed notebook."""
+    return {c.execution_count: i + 1 for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and c.get("execution_count")}
+
+
+def _execute(job, nb, time_budget):
+    """Run nb's code cells in a fresh sandboxed kernel, then the collector; the result dict.
+    A run that stops early (kernel death, out of time) says where: "stopped_index"."""
     from nbclient import NotebookClient
     from nbclient.exceptions import DeadKernelError
 
@@ -108,11 +141,12 @@ def run_notebook(job, nb):
     with open(config_path, "w") as f:
         json.dump({"scratch": scratch, "hide": job["hide"] + [private], "report": report_path,
                    "keep": job.get("keep", [])}, f)
-    _kernel_spec(private, config_path)
+    _kernel_spec(private, config_path, job.get("factory"))
     os.environ.update(JUPYTER_PATH=private, JUPYTER_RUNTIME_DIR=os.path.join(private, "runtime"),
                       JUPYTER_PLATFORM_DIRS="1")
     result = {"status": "ok", "notes": [], "observations": {}, "tampering": [], "isolation": {}}
-    client = NotebookClient(nb, timeout=job["cell_timeout"], kernel_name=KERNEL_NAME,
+    cell_timeout = job["cell_timeout"]
+    client = NotebookClient(nb, timeout=cell_timeout, kernel_name=KERNEL_NAME,
                             allow_errors=True, interrupt_on_timeout=True, startup_timeout=60,
                             iopub_timeout=4, record_timing=False, shutdown_kernel="immediate",
                             resources={"metadata": {"path": scratch}})
@@ -123,21 +157,34 @@ def run_notebook(job, nb):
     try:
         with client.setup_kernel():
             phases["kernel start"] = round(time.monotonic() - start, 3)
-            watchdog.arm(job["notebook_timeout"])
+            deadline = time.monotonic() + time_budget
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
+                # nbclient interrupts the cell after cell_timeout and again after each further
+                # cell_timeout: one more than the first and it is killed.
+                left = deadline - time.monotonic()
+                if left < 2 * cell_timeout + 1:
+                    watchdog.arm(left, "notebook")
+                else:
+                    watchdog.arm(2 * cell_timeout + 1, "cell")
                 try:
                     client.execute_cell(cell, index)
                 except DeadKernelError:
-                    if watchdog.fired:
+                    result["stopped_index"] = index
+                    if watchdog.fired == "notebook":
                         result.update(status="timeout", notes=[
                             f"the notebook ran out of time ({job['notebook_timeout']:g} s) in cell "
-                            f"{index + 1}, which did not stop when interrupted"])
+                            f"{index + 1}"])
+                    elif watchdog.fired == "cell":
+                        result.update(status="timeout", notes=[
+                            f"cell {index + 1} ran out of time: it went on running after it was "
+                            f"interrupted at the per-cell limit ({cell_timeout:g} s), so its "
+                            "kernel was stopped"])
                     else:
                         result.update(status="kernel-died", notes=[
-                            f"the kernel died while running cell {index + 1} (os._exit, a crash or "
-                            "no memory left): nothing could be observed"])
+                            f"the kernel died while running cell {index + 1} (os._exit, a crash "
+                            "or no memory left)"])
                     break
                 for output in cell.get("outputs", []):
                     if output.get("output_type") == "error":
@@ -146,7 +193,7 @@ def run_notebook(job, nb):
                                                   if output.get("ename") == "KeyboardInterrupt" else ""))
             else:
                 phases["cells"] = round(time.monotonic() - start - phases["kernel start"], 3)
-                watchdog.arm(job["cell_timeout"] + 15)
+                watchdog.arm(cell_timeout + 15, "collector")
                 collector = nbformat.v4.new_code_cell(collector_source(
                     job["checks_source"], nonce, job["prints"], job["roots"]))
                 nb.cells.append(collector)
@@ -162,7 +209,11 @@ def run_notebook(job, nb):
                         "the notebook's state could not be observed after its last cell (the "
                         "kernel died or stopped answering while the checks' observers ran)"])
                 else:
-                    result["observations"], result["tampering"] = snapshot
+                    cells = _cells_by_count(nb)
+                    result["observations"] = _scrub(snapshot[0], [scratch, base])
+                    result["tampering"] = [
+                        _IN_CELL.sub(lambda m: f"cell {cells.get(int(m.group(1)), '?')}", p)
+                        for p in _scrub(snapshot[1], [scratch, base])]
                     if snapshot[1]:
                         result["status"] = "tampered"
             watchdog.disarm()
@@ -180,6 +231,39 @@ def run_notebook(job, nb):
             pass
         shutil.rmtree(base, ignore_errors=True)
         shutil.rmtree(private, ignore_errors=True)
+    return result
+
+
+def run_notebook(job, nb):
+    """Execute nb as the job says; returns the result dict (see module docstring).
+
+    When the run stops in cell N (the kernel died, or a cell or the notebook ran out of time),
+    what the cells before N did still counts: they run again in a fresh kernel, without cell N
+    and what follows, and that state is observed; the grader then judges the exercises whose
+    cells all come before N ("stopped_cell"), and says the others were not graded."""
+    pristine = nbformat.from_dict(copy.deepcopy(nb))
+    started = time.monotonic()
+    result = _execute(job, nb, job["notebook_timeout"])
+    index = result.pop("stopped_index", None)
+    if index is None:
+        return result
+    result["stopped_cell"] = index + 1
+    before = [c for c in pristine.cells[:index]]
+    if not any(c.cell_type == "code" for c in before):
+        return result
+    pristine.cells = before
+    # These cells fitted the notebook's limit once; a slower second run is not the learner's fault.
+    again = _execute(job, pristine, 1.25 * job["notebook_timeout"])
+    result["phases"]["again"] = again["seconds"]
+    result["seconds"] = round(time.monotonic() - started, 3)
+    if again["status"] in ("ok", "tampered"):
+        result.update(observations=again["observations"], tampering=again["tampering"],
+                      partial=True)
+        if again["status"] == "tampered":
+            result["status"] = "tampered"
+    else:
+        result["notes"].append(f"the cells before cell {index + 1} could not be run again to "
+                               f"observe them: {'; '.join(again['notes'])}")
     return result
 
 

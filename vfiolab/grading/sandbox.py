@@ -194,20 +194,19 @@ def _become_nobody(scratch):
     os.setuid(NOBODY)
 
 
-def main(argv):
-    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # a killed runner takes us along
-    config_path, kernel_argv = argv[0], argv[argv.index("--") + 1:]
-    with open(config_path) as f:
-        config = json.load(f)
+def copy_connection_file(path, scratch):
+    """ipykernel reads its connection file after we drop privileges: give it a copy it may read."""
+    copy = os.path.join(scratch, ".kernel.json")
+    with open(path) as src, open(copy, "w") as dst:
+        dst.write(src.read())
+    return copy
+
+
+def isolate(config):
+    """Enter the namespaces and cover what the kernel must not see; returns the report, written
+    to config["report"] (opened first: its folder is hidden below)."""
     scratch = config["scratch"]
-    # ipykernel reads its connection file after we drop privileges: give it a copy it may read.
-    if "-f" in kernel_argv:
-        i = kernel_argv.index("-f") + 1
-        copy = os.path.join(scratch, ".kernel.json")
-        with open(kernel_argv[i]) as src, open(copy, "w") as dst:
-            dst.write(src.read())
-        kernel_argv[i] = copy
-    report_file = open(config["report"], "w")  # opened now: its folder is hidden below
+    report_file = open(config["report"], "w")
     report = {"isolation": "none", "hidden": [], "user": os.geteuid(), "why": ""}
     try:
         how = enter_namespaces()
@@ -224,20 +223,45 @@ def main(argv):
     report["user"] = NOBODY if report["isolation"] == "root" else os.geteuid()
     with report_file:
         report_file.write(json.dumps(report))
-    env = dict(os.environ, HOME=scratch, IPYTHONDIR=os.path.join(scratch, ".ipython"),
+    return report
+
+
+def kernel_env(scratch, environ=None):
+    env = dict(os.environ if environ is None else environ, HOME=scratch,
+               IPYTHONDIR=os.path.join(scratch, ".ipython"),
                JUPYTER_RUNTIME_DIR=os.path.join(scratch, ".runtime"), TMPDIR=scratch,
                MPLCONFIGDIR=os.path.join(scratch, ".mpl"))
     env.pop("JUPYTER_PATH", None)
+    return env
+
+
+def become_kernel(report, scratch):
+    """In the kernel's process (pid 1 of the new PID namespace, when there is one), before the
+    kernel's code runs: limits, its own /proc, the user nobody, the scratch folder."""
+    _limit_resources()
+    if report["isolation"] != "none":  # this process is pid 1: show only its own tree
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    if report["isolation"] == "root":
+        _become_nobody(scratch)
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    os.chdir(scratch)
+
+
+def main(argv):
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # a killed runner takes us along
+    config_path, kernel_argv = argv[0], argv[argv.index("--") + 1:]
+    with open(config_path) as f:
+        config = json.load(f)
+    scratch = config["scratch"]
+    if "-f" in kernel_argv:
+        i = kernel_argv.index("-f") + 1
+        kernel_argv[i] = copy_connection_file(kernel_argv[i], scratch)
+    report = isolate(config)
+    env = kernel_env(scratch)
     child = os.fork()
     if child == 0:  # pid 1 of the new PID namespace, when there is one
         try:
-            _limit_resources()
-            if report["isolation"] != "none":  # this process is pid 1: show only its own tree
-                _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-            if report["isolation"] == "root":
-                _become_nobody(scratch)
-            _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            os.chdir(scratch)
+            become_kernel(report, scratch)
             os.execve(kernel_argv[0], kernel_argv, env)
         except BaseException as e:
             print(f"vfiolab sandbox: cannot start the kernel: {type(e).__name__}: {e}", file=sys.stderr)
@@ -248,16 +272,20 @@ def main(argv):
     signal.signal(signal.SIGINT, lambda s, _f: None)
     for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
         signal.signal(sig, lambda s, _f: os.kill(child, s))
+    os._exit(wait_exit_code(child))
+
+
+def wait_exit_code(child):
+    """Wait for child to end; its exit status as an exit code (1 if a signal ended it)."""
     while True:
         try:
             _, status = os.waitpid(child, 0)
             break
         except ChildProcessError:
-            status = 0
-            break
+            return 0
         except InterruptedError:
             continue
-    os._exit(os.waitstatus_to_exitcode(status) & 0xff if os.WIFEXITED(status) else 1)
+    return os.waitstatus_to_exitcode(status) & 0xff if os.WIFEXITED(status) else 1
 
 
 if __name__ == "__main__":

@@ -103,11 +103,18 @@ def find_tampering(prints, package, library_roots):
     """
     roots = tuple(os.path.join(os.path.realpath(r), "") for r in library_roots)
     problems = []
+    real_paths = {}
+
+    def realpath(path):  # one lstat walk per file, not per function (was 70% of the check's time)
+        real = real_paths.get(path)
+        if real is None:
+            real = real_paths[path] = os.path.realpath(path)
+        return real
 
     def judge_function(f, where):
         code = f.__code__
         fname = code.co_filename
-        real = os.path.realpath(fname) if not fname.startswith("<") else fname
+        real = realpath(fname) if not fname.startswith("<") else fname
         if real in prints:
             if code_hash(code) not in prints[real].get(code_qualname(code), ()):
                 problems.append(f"{where} is not the installed code of {code_qualname(code)} "
@@ -133,7 +140,7 @@ def find_tampering(prints, package, library_roots):
         ours = name == package or name.startswith(package + ".")
         if ours:
             spec = getattr(module, "__spec__", None)
-            origin = os.path.realpath(spec.origin) if spec and spec.origin else ""
+            origin = realpath(spec.origin) if spec and spec.origin else ""
             if origin.endswith(".py") and origin not in prints:
                 problems.append(f"module {name} is not installed code ({origin or 'no file'})")
                 continue
@@ -148,7 +155,7 @@ def find_tampering(prints, package, library_roots):
                     problems.append(f"{name}.{qualname} was replaced by a {type(value).__name__}")
         else:
             file = getattr(module, "__file__", None) or ""
-            if os.path.realpath(file).startswith(roots):
+            if realpath(file).startswith(roots):
                 judge_namespace(ns, name, False)
 
     if sys.gettrace() is not None or sys.getprofile() is not None:
