@@ -139,6 +139,7 @@ class SimBoard:
         self.vfs.add("/dev/null", CharDevice(lambda flags: NullFile()))
         release = f"{self.kernel[0]}.{self.kernel[1]}.0-vfiolab-sim\n"
         self.vfs.attr("/proc/sys/kernel/osrelease", show=lambda: release)
+        self.vfs.attr("/proc/interrupts", show=self.interrupts.proc_interrupts)
 
     def _select_msi_controller(self, root):
         """Enable the ITS or the GICv2m frame, as firmware edits `status` before Linux boots."""

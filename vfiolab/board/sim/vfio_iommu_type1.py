@@ -112,11 +112,13 @@ class Type1Iommu:
         iova = MSI_IOVA_BASE + 0x1000 * len(self.msi_pages)
         if iova >= MSI_IOVA_BASE + MSI_IOVA_LENGTH:
             raise kernel_error(errno.ENOSPC, "the MSI window is full")
-        # In the SMMU the doorbell page is an ordinary writable mapping: any DMA write to it rings
-        # the doorbell (the board reads what landed in this scratch page).
+        # In the SMMU the doorbell page is an ordinary mapping: any DMA write to it rings the
+        # doorbell (the board reads what landed in this scratch page). iommu_dma_get_msi_page asks
+        # for IOMMU_WRITE, but the LPAE format cannot say write-only, so reads go through too (and
+        # read 0, as GITS_TRANSLATER and MSI_SETSPI_NS do: seen on the qemu board).
         scratch = ctypes.create_string_buffer(0x1000)
         self._doorbell_scratch.append(scratch)
-        self.domain.map(iova, 0x1000, ctypes.addressof(scratch), PROT_WRITE | PROT_DOORBELL)
+        self.domain.map(iova, 0x1000, ctypes.addressof(scratch), PROT_READ | PROT_WRITE | PROT_DOORBELL)
         self.msi_pages[iova] = page
         return iova
 

@@ -263,15 +263,14 @@ class PciVfioDevice(VfioDevice):
         interrupts = self.board.interrupts
         container = self.group.container if self.group else None
         iommu = container.iommu if container else None
+        messages = interrupts.enable_msi(self.device, nvec,
+                                         [lambda v=vector: self._msi_fire(v) for vector in range(nvec)])
         self.irq_type = MSI
-        for vector in range(nvec):
-            address, data = interrupts.compose_msi(self.device, vector,
-                                                   lambda v=vector: self._msi_fire(v))
-            if iommu is not None:
-                iommu.map_doorbell(interrupts.doorbell)
+        if iommu is not None:
+            iommu.map_doorbell(interrupts.doorbell)
+        for vector, (address, data) in enumerate(messages):
             self.msi_data[vector] = data
-            if vector == 0:
-                self.board.pci.program_msi(self.device, address, data)
+        self.board.pci.program_msi(self.device, *messages[0])
 
     def _msi_fire(self, vector):
         """vfio_msihandler."""
@@ -302,8 +301,7 @@ class PciVfioDevice(VfioDevice):
             self.intx.cleanup()
             self.intx = None
         if self.irq_type == MSI:
-            for vector, data in self.msi_data.items():
-                self.board.interrupts.release_msi(self.device, vector, data)
+            self.board.interrupts.disable_msi(self.device)
             for ctx in self.msi_triggers.values():
                 ctx.put()
             self.msi_triggers, self.msi_data = {}, {}
