@@ -602,3 +602,214 @@ ALL = [container_misuse, set_iommu_misuse, group_misuse, map_dma_misuse, unmap_d
        eventfd_counter]
 PL330_ONLY = [pl330_user_space_flow]
 EDU_ONLY = [edu_intx_unmask_through_an_eventfd]
+
+
+# --- MSI on ARM: the doorbell, the message, and forging an MSI with the device's own DMA ----------
+# Where QEMU 7.2 differs from real hardware (REFERENCE.md section 11): its ordinary PCI DMA carries
+# no requester ID, so a DMA write that reaches GITS_TRANSLATER arrives as DeviceID 0, which no MAPD
+# mapped: the ITS drops it and nothing is raised. On hardware (and on the sim, which models
+# hardware) the ITS sees the writer's own DeviceID and the forged write raises the writer's own LPI.
+QEMU_ITS_FORGED_WRITE_IS_DEVICE_ID_0 = True
+UNSAFE_PARAM = "/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts"
+NO_REMAPPING = ("vfio_iommu_type1_attach_group: No interrupt remapping support.  Use the module "
+                "param \"allow_unsafe_interrupts\" to enable VFIO IOMMU support on this platform")
+MSI_CAP = 0x40
+SMMU_EVTQ = "arm-smmu-v3-evtq"
+
+
+def _dmesg(board):
+    log = board.dmesg()
+    return log if isinstance(log, str) else "\n".join(log)
+
+
+def msi_controller(board):
+    """("v2m", first SPI, last SPI) from GICv2m's boot line, else ("its", None, None)."""
+    import re
+    found = re.search(r"GICv2m: range\[mem [^\]]*\], SPI\[(\d+):(\d+)\]", _dmesg(board))
+    return ("v2m", int(found[1]), int(found[2])) if found else ("its", None, None)
+
+
+def proc_interrupts(board):
+    """{handler name: (count on all CPUs, chip, hwirq, Edge/Level)} from /proc/interrupts."""
+    lines = board.sysfs_read("/proc/interrupts").splitlines()
+    cpus = len(lines[0].split())
+    out = {}
+    for line in lines[1:]:
+        head, _, rest = line.partition(":")
+        words = rest.split()
+        if not head.strip().isdigit() or len(words) < cpus + 4:
+            continue
+        counts, (chip, hwirq, kind), action = words[:cpus], words[cpus:cpus + 3], " ".join(words[cpus + 3:])
+        out[action] = (sum(map(int, counts)), chip, int(hwirq), kind)
+    return out
+
+
+def msi_message(board, target):
+    """The MSI address and data the kernel programmed into the function (sysfs config, not VFIO's
+    virtualised copy): (address, data)."""
+    fd = board.open(f"{target.sysfs}/config", os.O_RDONLY)
+    try:
+        cap = board.read(fd, 16, MSI_CAP)
+    finally:
+        board.close(fd)
+    lo, hi, data = struct.unpack_from("<IIH", cap, 4)
+    return hi << 32 | lo, data
+
+
+class EduMsi:
+    """edu through VFIO with MSI on an eventfd, its DMA engine, and a mapped page at IOVA."""
+
+    def __init__(self, board, target):
+        from vfiolab.drivers import edu as E
+        self.E, self.board, self.target = E, board, target
+        self.s = Session(board, target)
+        d = self.s.device
+        config = U.region_offset(U.VFIO_PCI_CONFIG_REGION_INDEX)
+        command = int.from_bytes(board.read(d, 2, config + E.PCI_COMMAND), "little")
+        board.write(d, (command | 0x6).to_bytes(2, "little"), config + E.PCI_COMMAND)
+        self.msi = self.s._keep(board.eventfd())
+        board.ioctl(d, U.VFIO_DEVICE_SET_IRQS, U.irq_set_eventfds(U.VFIO_PCI_MSI_IRQ_INDEX, [self.msi]))
+        bar0 = U.vfio_region_info(index=U.VFIO_PCI_BAR0_REGION_INDEX)
+        board.ioctl(d, U.VFIO_DEVICE_GET_REGION_INFO, bar0)
+        self.regs = board.mmap(d, 0x1000, bar0.offset)
+        self.buf = board.alloc(PAGE)
+        dma_map(board, self.s.container, self.buf.vaddr, IOVA, PAGE)
+        self.action = f"vfio-msi[0]({target.name})"
+        # How long to wait before deciding that no MSI came: the sim delivers at once.
+        self.quiet_ms = 0 if board.kind == "sim" else 1000
+
+    def dma(self, src, dst, count, to_ram):
+        """One edu transfer without its completion interrupt; waits until it is done."""
+        E, regs = self.E, self.regs
+        regs.write64(E.DMA_SRC, src)
+        regs.write64(E.DMA_DST, dst)
+        regs.write64(E.DMA_COUNT, count)
+        regs.write64(E.DMA_CMD, E.CMD_START | (E.CMD_TO_RAM if to_ram else 0))
+        for _ in range(5000):
+            if not regs.read64(E.DMA_CMD) & E.CMD_START:
+                return
+            self.board.poll([self.msi], 1)
+        raise AssertionError("edu's DMA did not finish within 5 s")
+
+    def write_by_dma(self, iova, value):
+        """edu's DMA engine writes the 4 bytes of value at iova: RAM -> edu's buffer -> iova."""
+        self.buf[0:4] = value.to_bytes(4, "little")
+        self.dma(IOVA, self.E.BUFFER, 4, to_ram=False)
+        self.dma(self.E.BUFFER, iova, 4, to_ram=True)
+
+    def msis(self, timeout_ms):
+        if self.board.poll([self.msi], timeout_ms) != [self.msi]:
+            return 0
+        return int.from_bytes(self.board.read(self.msi, 8), "little")
+
+    def close(self):
+        self.regs.close()
+        self.s.close()
+
+
+def msi_message_and_doorbell(board, target):
+    """Enabling MSI: the kernel allocates the interrupt (an LPI behind MAPD/MAPTI on the ITS, an SPI
+    on GICv2m), maps the doorbell into the device's domain at the start of the MSI window
+    (iommu_dma_prepare_msi) and programs address = that IOVA + the doorbell's offset (0x040 for both
+    GITS_TRANSLATER and MSI_SETSPI_NS), data = EventID 0 (ITS) or the SPI (v2m). The window is a hole
+    in IOVA_RANGE and MAP_DMA there is EINVAL; the doorbell page reads 0 by DMA (the SMMU cannot map
+    write-only); the next page of the window is not mapped: a DMA there is an SMMU fault."""
+    kind, first, last = msi_controller(board)
+    edu = EduMsi(board, target)
+    try:
+        address, data = msi_message(board, target)
+        assert address == MSI_WINDOW[0] + 0x40, hex(address)
+        if kind == "its":
+            assert data == 0
+        else:
+            assert first <= data <= last, (data, first, last)
+        count, chip, hwirq, edge = proc_interrupts(board)[edu.action]
+        rid = int(target.name.split(":")[1], 16) << 8 | int(target.name[-4:-2], 16) << 3 | int(target.name[-1])
+        assert (count, chip, hwirq, edge) == (0, "ITS-MSI" if kind == "its" else "MSI", rid << 11, "Edge")
+        header, raw = iommu_info(board, edu.s.container)
+        ranges = iova_ranges(raw, header)
+        assert not any(lo <= address <= hi for lo, hi in ranges), "the doorbell IOVA is not in the hole"
+        expect_errno(errno.EINVAL, dma_map, board, edu.s.container, edu.buf.vaddr, address & ~0xFFF, PAGE)
+        # A real MSI arrives (edu's IRQ_RAISE sends its programmed message).
+        edu.regs.write32(edu.E.IRQ_RAISE, 1)
+        assert edu.msis(5000) == 1
+        edu.regs.write32(edu.E.IRQ_ACK, 1)
+        assert proc_interrupts(board)[edu.action][0] == 1
+        # DMA read of the doorbell: no fault, 0.
+        faults = len(board.iommu_faults())
+        edu.buf[0:4] = b"\xa5" * 4
+        edu.dma(address, edu.E.BUFFER, 4, to_ram=False)
+        edu.dma(edu.E.BUFFER, IOVA, 4, to_ram=True)
+        assert bytes(edu.buf[0:4]) == bytes(4) and len(board.iommu_faults()) == faults
+        # The next page of the window: unmapped.
+        edu.dma(edu.E.BUFFER, address + PAGE, 4, to_ram=True)
+        import time
+        deadline = time.monotonic() + 30
+        while len(board.iommu_faults()) == faults and time.monotonic() < deadline:
+            time.sleep(0.05)
+        fault = board.iommu_faults()[-1]
+        assert (fault.iova, fault.access) == (address + PAGE, "write")
+    finally:
+        edu.close()
+
+
+def msi_forged_by_dma(board, target):
+    """An MSI is only a DMA write to the doorbell, so edu's own DMA engine can forge one. GICv2m:
+    the data is an SPI and the frame cannot tell who wrote it: edu raises its own SPI, and any
+    other SPI in the frame (here the SMMU's event-queue interrupt, wired into the frame's range on
+    virt); an INTID outside the range is ignored. ITS: the data is only an EventID and the DeviceID
+    comes from the bus: edu reaches only its own events (on QEMU 7.2 not even those: see
+    QEMU_ITS_FORGED_WRITE_IS_DEVICE_ID_0)."""
+    kind, first, last = msi_controller(board)
+    edu = EduMsi(board, target)
+    try:
+        address, data = msi_message(board, target)
+        before = proc_interrupts(board)
+        evtq = before[SMMU_EVTQ][2]
+
+        def forge(value):
+            start = proc_interrupts(board)
+            edu.write_by_dma(address, value)
+            got = edu.msis(edu.quiet_ms)
+            end = proc_interrupts(board)
+            return got, {k: end[k][0] - start[k][0] for k in (edu.action, SMMU_EVTQ)}
+
+        if kind == "v2m":
+            assert first <= evtq <= last, "the SMMU's SPI is not in the frame on this board"
+            assert forge(data) == (1, {edu.action: 1, SMMU_EVTQ: 0})
+            assert forge(evtq) == (0, {edu.action: 0, SMMU_EVTQ: 1})
+            assert forge(first - 1) == (0, {edu.action: 0, SMMU_EVTQ: 0})
+            assert forge(last + 1) == (0, {edu.action: 0, SMMU_EVTQ: 0})
+        else:
+            own = 0 if board.kind == "qemu" and QEMU_ITS_FORGED_WRITE_IS_DEVICE_ID_0 else 1
+            assert forge(data) == (own, {edu.action: own, SMMU_EVTQ: 0})
+            for value in (1, evtq, 8192):               # not edu's events: dropped
+                assert forge(value) == (0, {edu.action: 0, SMMU_EVTQ: 0})
+        assert board.iommu_faults()[-1:] == [] or board.iommu_faults()[-1].iova != address
+    finally:
+        edu.close()
+
+
+def unsafe_interrupts_refused(board, target):
+    """Without isolated MSIs (GICv2m) type1 refuses to attach the group (EPERM) and says why,
+    unless vfio_iommu_type1's allow_unsafe_interrupts is set; with the ITS it attaches."""
+    kind, _, _ = msi_controller(board)
+    old = board.sysfs_read(UNSAFE_PARAM).strip()
+    board.sysfs_write(UNSAFE_PARAM, "N")
+    try:
+        assert board.sysfs_read(UNSAFE_PARAM).strip() == "N"
+        with Session(board, target, iommu=None) as s:
+            board.ioctl(s.group, U.VFIO_GROUP_SET_CONTAINER, ctypes.c_int32(s.container))
+            if kind == "v2m":
+                expect_errno(errno.EPERM, board.ioctl, s.container, U.VFIO_SET_IOMMU, U.VFIO_TYPE1v2_IOMMU)
+                assert NO_REMAPPING in _dmesg(board)
+            else:
+                board.ioctl(s.container, U.VFIO_SET_IOMMU, U.VFIO_TYPE1v2_IOMMU)
+        board.sysfs_write(UNSAFE_PARAM, "Y")
+        with Session(board, target, device=False):
+            pass                                         # attaches on both
+    finally:
+        board.sysfs_write(UNSAFE_PARAM, old)
+
+
+MSI_FORGING = [msi_message_and_doorbell, msi_forged_by_dma, unsafe_interrupts_refused]

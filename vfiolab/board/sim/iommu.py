@@ -107,8 +107,14 @@ class Smmu:
         """[(stream, iova, bytes written)] that reached doorbell mappings since the last call."""
         raw = ffi.new("struct vfl_iommu_doorbell_write[]", 64)
         n = lib.vfl_smmu_take_doorbell_writes(self._ptr, raw, 64)
-        return [(w.stream, w.iova, bytes(ffi.buffer(ffi.cast("uint8_t *", w.host), min(w.len, 8))))
-                for w in raw[0:n]]
+        out = []
+        for w in raw[0:n]:
+            host = ffi.cast("uint8_t *", w.host)
+            out.append((w.stream, w.iova, bytes(ffi.buffer(host, min(w.len, 8)))))
+            # A doorbell register reads as 0 (GITS_TRANSLATER, MSI_SETSPI_NS): the write must not
+            # stay in the scratch page for a later DMA read to find.
+            ffi.memmove(host, bytes(w.len), w.len)
+        return out
 
     def faults(self):
         count = min(lib.vfl_smmu_fault_count(self._ptr), 4096)

@@ -16,6 +16,7 @@ Both compose (physical doorbell, data); VFIO maps the doorbell page into the dev
 the message address becomes that IOVA (iommu_dma_compose_msi_msg).
 """
 import errno
+from collections import deque
 
 from vfiolab.hw.gic import (GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER, GITS_BASER, GITS_CBASER,
                             GITS_CREADR, GITS_CTLR, GITS_CWRITER, GITS_TRANSLATER, GITS_TYPER,
@@ -77,6 +78,9 @@ class ItsIrqchip:
         self.memory = _KernelMemory(ram + GIC_MEMORY_OFFSET, GIC_MEMORY_SIZE)
         self.devices = {}               # DeviceID -> {"itt", "itt_size", "lpis": {event: lpi}}
         self.lpi_owner = {}             # LPI -> (DeviceID, event)
+        # What the ITS did that no register shows (dropped writes, command errors, LPIs taken),
+        # newest last: a lab reads it to see a forged write dropped.
+        self.log = deque(maxlen=1024)
         self._boot()
 
     # ---- boot: its_probe_one, its_alloc_tables, its_cpu_init_lpis, its_cpu_init_collections ----
@@ -198,6 +202,7 @@ class ItsIrqchip:
         """The CPU takes each pending, enabled LPI (acknowledge = clear its pending bit)."""
         taken = []
         for r in self.its.take_records():
+            self.log.append(r)
             if r.kind == "lpi_pending" and r.code & LPI_PROP_ENABLED:
                 self.its.set_lpi_pending(r.cpu, r.intid, False)
                 taken.append(r.intid)
