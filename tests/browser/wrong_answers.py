@@ -1,0 +1,29 @@
+"""One wrong answer per lab, and the hint its check must show in the page.
+
+The browser test types `source` into the answer cell `answer` (after Run All with the right
+answers), runs the cells from there through the check cell `check`, and reads `hint` in the page.
+A lab missing here is still covered: its first exercise is run unanswered (the prompt as
+released), and its check must show a failing hint.
+"""
+
+WRONG_ANSWERS = {
+    "01-platform-bus": {
+        "answer": "ex1-answer",
+        "check": "ex1",
+        # The device-tree node where the sysfs device name belongs: a classic first mistake.
+        "source": 'gpio_dev = plat.of_node(board, plat.find_by_compatible(board, "arm,pl061")[0])\n'
+                  'primecells = plat.find_by_compatible(board, "arm,primecell")\n'
+                  "print(gpio_dev, primecells)",
+        "hint": "that is the device-tree node; give the device's name",
+    },
+    "02-vfio-pl330": {
+        "answer": "ex5-answer",
+        "check": "ex5",
+        # One DMASTZ short: the last byte of the area keeps its 0xFF.
+        "source": "def fill_microcode(dst, length):\n"
+                  '    lines = [f"DMAMOV DAR, {dst:#x}", "DMAMOV CCR, DB1 DS8"]\n'
+                  '    lines += loop_lines(length - 1, ["DMASTZ"])\n'
+                  '    return assemble("\\n".join(lines + [f"DMASEV E{EVENT}", "DMAEND"]))',
+        "hint": "first difference at byte 1002 (0x3ea): observed 0xff, expected 0x00",
+    },
+}
