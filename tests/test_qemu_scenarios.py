@@ -34,3 +34,11 @@ def test_scenario_on_edu(qemu, scenario):
 @pytest.mark.parametrize("scenario", scenarios.EDU_ONLY, ids=lambda f: f.__name__)
 def test_edu_scenario(qemu, scenario):
     scenario(qemu, scenarios.edu(qemu))
+
+
+@pytest.mark.parametrize("scenario", scenarios.MSI_FORGING, ids=lambda f: f.__name__)
+def test_msi_scenario(qemu, scenario):
+    """Doorbell, message, forging and allow_unsafe_interrupts on the real kernel; the same
+    functions run on the sim in tests/test_sim_msi.py (the ITS case expects QEMU 7.2's drop here:
+    scenarios.QEMU_ITS_FORGED_WRITE_IS_DEVICE_ID_0)."""
+    scenario(qemu, scenarios.edu(qemu))
