@@ -191,7 +191,7 @@ class ITS:
 
     def readl(self, offset): return self.read(offset, 4)                    # noqa: E704
     def readq(self, offset): return self.read(offset, 8)                    # noqa: E704
-    def writel(self, offset, value): self.write(offset, value & U32 if value >= 0 else value, 4)  # noqa: E704,E501
+    def writel(self, offset, value): self.write(offset, _check_int(value, "value"), 4)  # noqa: E704
     def writeq(self, offset, value): self.write(offset, value, 8)           # noqa: E704
 
     def deliver(self, event_id, device_id):
@@ -289,7 +289,7 @@ class GICv2m:
                                 _check_int(value, "value", U64), _check_size(size))
 
     def readl(self, offset): return self.read(offset, 4)                    # noqa: E704
-    def writel(self, offset, value): self.write(offset, value, 4)           # noqa: E704
+    def writel(self, offset, value): self.write(offset, _check_int(value, "value"), 4)  # noqa: E704
 
     def deliver(self, value, device_id=None, size=4):
         """A bus write of value to MSI_SETSPI_NS. device_id is accepted and ignored: the frame
