@@ -199,12 +199,12 @@ def test_monkeypatched_vfiolab_gets_zero_and_says_why_once(graded):
         "0: vfiolab's code was replaced from the notebook (see the notes)"
     # the instructor keeps every replaced function; the learner gets one line for cell 3
     assert "vfiolab.grading.observations.observe_all was replaced by code from cell 3" in rec["tampering"]
-    lines = [n for n in rec["notes"] if "replaced vfiolab's" in n]
-    assert len(lines) == 1 and lines[0].startswith("cell 3 replaced vfiolab's "), rec["notes"]
+    lines = [n for n in rec["notes"] if "(vfiolab's own code)" in n]
+    assert len(lines) == 1 and lines[0].startswith("cell 3 replaced "), rec["notes"]
     assert "vfiolab.grading.observations.observe_all" in lines[0] and "submit again" in lines[0]
     text = graded["feedback"]("patched")
     assert "/tmp" not in text and "ipykernel" not in text and "scratch" not in text, text
-    assert text.count("replaced vfiolab's") == 1
+    assert text.count("(vfiolab's own code)") == 1
 
 
 def test_the_hidden_checks_cannot_be_read_from_the_notebook(graded):

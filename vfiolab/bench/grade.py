@@ -1,5 +1,7 @@
-"""vfiolab bench grade: grade N copies of a lab's solution with `vfiolab grade` and with nbgrader's
-autograde, in the same run, and print both side by side (total time, per-notebook median)."""
+"""vfiolab bench grade: grade N copies of each lab's solution with `vfiolab grade` and with
+nbgrader's autograde, in the same run, and print both side by side (total time, per-notebook
+median), lab by lab and in total. By default: every lab of the checkout with a notebook, and the
+sample lab (tests/sample_lab/99-sample)."""
 import csv
 import os
 import shutil
@@ -9,19 +11,22 @@ import sys
 import tempfile
 import time
 
-HELP = "grade N copies of a lab with vfiolab grade and with nbgrader autograde, side by side"
+HELP = "grade N copies of each lab with vfiolab grade and with nbgrader autograde, side by side"
 
 
-def _default_lab():
+def _default_labs():
+    from ..grading.release import checkout_labs
     from ..paths import project_root
-    root = project_root() or ""
-    return os.path.join(root, "tests", "sample_lab", "99-sample")
+    sample = os.path.join(project_root() or "", "tests", "sample_lab", "99-sample")
+    return checkout_labs() + ([sample] if os.path.isdir(sample) else [])
 
 
 def add_arguments(parser):
-    parser.add_argument("--copies", "-n", type=int, default=100, help="notebooks to grade (default 100)")
-    parser.add_argument("--lab", default=None,
-                        help="lab folder whose solution is copied (default: tests/sample_lab/99-sample)")
+    parser.add_argument("--copies", "-n", type=int, default=100,
+                        help="notebooks to grade per lab (default 100)")
+    parser.add_argument("--lab", nargs="+", default=None, metavar="LAB",
+                        help="lab folders whose solution is copied (default: every lab under "
+                             "labs/ with a notebook, and tests/sample_lab/99-sample)")
     parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
                         help="vfiolab grade's parallel notebooks (default: one per core)")
     parser.add_argument("--no-nbgrader", action="store_true", help="time vfiolab grade only")
@@ -36,6 +41,7 @@ def time_vfiolab(lab, copies, jobs, work):
                         ignore=shutil.ignore_patterns("hidden_checks.py", "__pycache__"))
     start = time.perf_counter()
     graded, _, _ = grade_class(subs, os.path.join(work, "vfiolab", "grades"), [lab], jobs=jobs,
+                               stream=open(os.devnull, "w"),
                                limits=Limits(cell_timeout=120, notebook_timeout=900), regrade=True)
     total = time.perf_counter() - start
     full = sum(r["points"] == r["max_points"] for r in graded)
@@ -76,28 +82,41 @@ def time_nbgrader(lab, copies, work):
 
 
 def run(args):
-    lab = os.path.abspath(args.lab or _default_lab())
-    if not os.path.isdir(lab):
-        print(f"vfiolab bench grade: no lab folder {lab}", file=sys.stderr)
+    labs = [os.path.abspath(lab) for lab in (args.lab or _default_labs())]
+    missing = [lab for lab in labs if not os.path.isdir(lab)]
+    if missing or not labs:
+        print(f"vfiolab bench grade: no lab folder {', '.join(missing) or '(none found)'}",
+              file=sys.stderr)
         return 2
-    work = tempfile.mkdtemp(prefix="vfiolab-bench-grade-")
-    try:
-        print(f"grading {args.copies} copies of the {os.path.basename(lab)} solution on "
-              f"{os.cpu_count()} cores", flush=True)
-        rows = [("vfiolab grade", *time_vfiolab(lab, args.copies, args.jobs, work),
-                 f"{args.jobs} at a time, sandboxed, public + hidden checks")]
-        if not args.no_nbgrader:
-            try:
-                rows.append(("nbgrader autograde", *time_nbgrader(lab, args.copies, work),
-                             "one at a time, no sandbox, public checks"))
-            except (subprocess.CalledProcessError, OSError) as e:
-                print(f"nbgrader could not run ({e}); is it installed? pip install nbgrader", file=sys.stderr)
-        print(f"{'':<20}{'total':>10}{'per notebook':>14}{'full marks':>12}  how")
-        for name, total, median, full, how in rows:
-            print(f"{name:<20}{total:>9.1f}s{median:>13.2f}s{full:>8}/{args.copies:<3}  {how}")
-        if len(rows) == 2:
-            print(f"vfiolab grade takes {rows[0][1] / rows[1][1]:.2f}x nbgrader's total time "
-                  f"and {rows[0][2] / rows[1][2]:.2f}x its per-notebook median")
-        return 0
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    print(f"grading {args.copies} copies of each lab's solution on {os.cpu_count()} cores "
+          f"(load average {open('/proc/loadavg').read().split()[0]} at the start)", flush=True)
+    rows = []  # (lab, grader, total, median, full, how)
+    for lab in labs:
+        name = os.path.basename(lab)
+        work = tempfile.mkdtemp(prefix="vfiolab-bench-grade-")
+        try:
+            rows.append((name, "vfiolab grade", *time_vfiolab(lab, args.copies, args.jobs, work),
+                         f"{args.jobs} at a time, sandboxed, public + hidden checks"))
+            if not args.no_nbgrader:
+                try:
+                    rows.append((name, "nbgrader autograde", *time_nbgrader(lab, args.copies, work),
+                                 "one at a time, no sandbox, public checks"))
+                except (subprocess.CalledProcessError, OSError) as e:
+                    print(f"nbgrader could not run ({e}); is it installed? pip install nbgrader",
+                          file=sys.stderr)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"{'lab':<18}{'grader':<20}{'total':>9}{'per notebook':>14}{'full marks':>12}  how")
+    for lab, grader, total, median, full, how in rows:
+        print(f"{lab:<18}{grader:<20}{total:>8.1f}s{median:>13.2f}s{full:>8}/{args.copies:<3}  {how}")
+    totals = {}
+    for lab, grader, total, *_ in rows:
+        totals[grader] = totals.get(grader, 0) + total
+    for grader, total in totals.items():
+        print(f"{'all labs':<18}{grader:<20}{total:>8.1f}s")
+    if len(totals) == 2:
+        ours, theirs = totals["vfiolab grade"], totals["nbgrader autograde"]
+        print(f"vfiolab grade is {theirs / ours:.2f}x as fast as nbgrader autograde in total "
+              f"({ours:.1f} s against {theirs:.1f} s for {len(labs)} x {args.copies} notebooks); "
+              f"load average at the end {open('/proc/loadavg').read().split()[0]}")
+    return 0

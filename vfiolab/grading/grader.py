@@ -260,7 +260,7 @@ def grade_class(submissions, out, labs, jobs=None, limits=Limits(), regrade=Fals
                     skipped.append(rec)
         prints_path = os.path.join(work, "prints.json")
         with open(prints_path, "w") as f:
-            json.dump(package_fingerprints(), f)
+            json.dump(package_fingerprints(), f)  # the code every kernel must run, taken once
         # What a learner's kernel must not see: the labs (hidden checks), the class, the grades.
         hide = [p.lab.path for p in prepared.values()] + [submissions, out, work] + \
                [p.lab.file(HIDDEN_CHECKS) for p in prepared.values()]
@@ -271,8 +271,13 @@ def grade_class(submissions, out, labs, jobs=None, limits=Limits(), regrade=Fals
                                 f"(slower): {kernels.why_not()}")
                 kernels.stop()
                 kernels = None
+        prints = package_fingerprints()
         graded = _grade_all(todo, prepared, limits, out, work, prints_path, hide,
                             kernels.socket_path if kernels else None, jobs, stream, len(skipped))
+        if todo and package_fingerprints() != prints:
+            warnings.append("vfiolab's installed code changed while the class was graded, so "
+                            "notebooks graded 'tampered' may have been judged against the old "
+                            "code: grade again with --regrade")
         return graded, skipped, warnings
     finally:
         if kernels:

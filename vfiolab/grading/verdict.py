@@ -73,7 +73,7 @@ def tampering_notes(problems, shown=3):
     for problem in problems:
         m = _FROM.match(problem) or _CODE.match(problem)
         if m:
-            source = m.groupdict().get("source") or "in place (its code object was swapped)"
+            source = m.groupdict().get("source")
             groups.setdefault(source, []).append(m.group("what"))
         else:
             others.append(problem)
@@ -82,7 +82,11 @@ def tampering_notes(problems, shown=3):
     lines = []
     for source, what in groups.items():
         names = ", ".join(what[:shown]) + (f" and {len(what) - shown} more" if len(what) > shown else "")
-        where = source if source.startswith("cell ") else f"code from {source}"
-        lines.append(f"{where} replaced vfiolab's {names}, {advice}")
+        if source is None:
+            lines.append(f"{names} (vfiolab's own code) no longer run as installed (changed in "
+                         f"place, e.g. a __code__ replaced), {advice}")
+        else:
+            where = source if source.startswith("cell ") else f"code from {source}"
+            lines.append(f"{where} replaced {names} (vfiolab's own code), {advice}")
     lines += [f"{p}, {advice}" for p in others]
     return lines
