@@ -48,7 +48,20 @@ class NotebookPage:
         n = len(self.nb.cells)
         self.page.wait_for_function(f"document.querySelectorAll({CELLS!r}).length == {n}",
                                     timeout=timeout * 1000)
+        deadline = time.monotonic() + timeout
+        while self.kernel_state() != "idle":      # the page says idle before a kernel exists
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no idle kernel for {self.path} after {timeout} s "
+                                   f"(kernel: {self.kernel_state()})")
+            time.sleep(0.2)
         self.wait_idle(timeout)
+
+    def kernel_state(self):
+        """The server's word on this notebook's kernel: "idle", "busy", ..., or None (none yet)."""
+        for session in self.server.api("GET", "/api/sessions"):
+            if session.get("path") == self.path and session.get("kernel"):
+                return session["kernel"].get("execution_state")
+        return None
 
     def kernel_status(self):
         return self.page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator").first \
@@ -66,6 +79,8 @@ class NotebookPage:
         calm = 0
         while True:
             status, busy = self.kernel_status(), self.busy_prompts()
+            if status == "idle" and not busy:
+                status = self.kernel_state()
             calm = calm + 1 if status == "idle" and not busy else 0
             if calm >= 3:          # idle three polls running: not a gap between two cells
                 return
