@@ -9,6 +9,8 @@ Options (keywords):
     allow_unsafe_interrupts=False  vfio_iommu_type1's module parameter of that name
     layout="fvp" | "virt"          the SoC: FVP-style (fvp.dts) or the qemu virt twin (virt.dts)
     reset_required=True            vfio_platform's module parameter of that name
+    missing_modules=()             modules not installed (e.g. "vfio_platform_calxedaxgmac"): modprobe
+                                   and vfio-platform's request_module find nothing
     kernel=(6, 1)                  which Linux to answer as, where answers changed between versions:
                                    6.1 is Debian 12's, the kernel the qemu board runs (see KERNEL_CHANGES)
     dts=None                       path of another device tree source to boot instead
@@ -17,6 +19,7 @@ The board is built in layers, one module each: devicetree (parse the .dts), topo
 buses, IOMMU groups), drivers (binding rules), sysfs/vfs (the files), vfio_* (container, group,
 device, type1), iommu (the C SMMU model), interrupts (lines and MSI doorbells), pci (config
 space), devices/ (the hardware models and their plug-in interface), memory (alloc and pinning).
+Kernel modules: board.modprobe(name, **params), board.rmmod(name), board.modules() (modules.py).
 Beyond the contract: board.iommu_faults(), board.clear_iommu_faults(), board.dmesg() (one str, as
 the host and qemu boards give it), board.model(name), board.device(name).
 
@@ -45,7 +48,9 @@ from .errors import kernel_error
 from .files import AttrFile, DirFile
 from .interrupts import InterruptController
 from .iommu import Smmu
+from .kvm import KvmHost
 from .memory import PAGE_SIZE, UserMemory
+from .modules import Modules
 from .pci import PciConfigs
 from .sysfs import Sysfs
 from .topology import Topology
@@ -63,6 +68,9 @@ KERNEL_CHANGES = {
     "set_container_not_a_container": ((6, 2), "EINVAL before, EBADFD since iommufd's compat (6.2)"),
     "aligned_capability_chain": ((6, 7), "vfio_info_cap_add aligns each capability to 8 bytes since 6.7"),
     "type1_nesting_extension": ((6, 7), "VFIO_TYPE1_NESTING_IOMMU reported until its removal"),
+    "platform_reset_optional": ((6, 3), "vfio_platform_init_common returns 0 without a reset "
+                                "function when reset_required=0 (168a9c91fe0a); 6.1 returns -ENOENT"),
+    "platform_deprecated": ((6, 18), "vfio-amba and the platform reset modules print DEPRECATION"),
 }
 # Device work done per system call: up to ROUNDS steps of BUDGET cycles each, per device. Bounded,
 # so a program that never ends (a DMALPFE loop with no peripheral) cannot hang a call.
@@ -88,7 +96,7 @@ class SimBoard:
     kind = "sim"
 
     def __init__(self, gic="its", allow_unsafe_interrupts=False, *, layout="fvp", reset_required=True,
-                 kernel=(6, 1), dts=None):
+                 kernel=(6, 1), dts=None, missing_modules=()):
         if gic not in GICS:
             raise ValueError(f"gic must be one of {GICS}, not {gic!r}")
         if layout not in LAYOUTS:
@@ -98,8 +106,9 @@ class SimBoard:
         self.gic = gic
         self.layout = layout
         self.kernel = kernel
-        self.allow_unsafe_interrupts = bool(allow_unsafe_interrupts)
-        self.reset_required = bool(reset_required)
+        self._unsafe_interrupts = bool(allow_unsafe_interrupts)
+        self._reset_required = bool(reset_required)
+        self._missing_modules = tuple(missing_modules)
         self._log = []
         self._booted = time.monotonic()
         self._faults_logged = 0
@@ -129,7 +138,12 @@ class SimBoard:
         self.drivers = DriverCore(self, host_drivers() + vfio_drivers())
         self.sysfs = Sysfs(self)
         self.vfio = VfioRegistry(self)
+        self.kernel_modules = Modules(self, {
+            "vfio_iommu_type1": {"allow_unsafe_interrupts": self._unsafe_interrupts},
+            "vfio_platform": {"reset_required": self._reset_required}}, self._missing_modules)
+        self.kernel_modules.boot([d for d in self.drivers.drivers if d.is_vfio])
         self._misc_files()
+        self.kvm = KvmHost(self)          # /dev/kvm
         self.log(f"Booting vfiolab sim ({layout}, GIC {gic}), {len(self.topology.groups)} IOMMU groups")
         self.drivers.boot()
 
@@ -148,6 +162,32 @@ class SimBoard:
                 node.properties["status"] = b"okay\0" if self.gic == "its" else b"disabled\0"
             if "arm,gic-v2m-frame" in node.compatible:
                 node.properties["status"] = b"okay\0" if self.gic == "v2m" else b"disabled\0"
+
+    # --- kernel modules (modules.py) -----------------------------------------------------------
+    @property
+    def kernel_release(self):
+        return f"{self.kernel[0]}.{self.kernel[1]}.0-vfiolab-sim"
+
+    def modprobe(self, name, **params):
+        """Load a module and its dependencies with module parameters (modprobe name p=v ...)."""
+        self.service()
+        return self.kernel_modules.modprobe(name, params)
+
+    def rmmod(self, name):
+        self.service()
+        self.kernel_modules.rmmod(name)
+
+    def modules(self):
+        """{name: {"params": {...}, "refcount": n, "used_by": [...]}} of the loaded modules."""
+        return self.kernel_modules.listing()
+
+    @property
+    def allow_unsafe_interrupts(self):
+        return self.kernel_modules.param("vfio_iommu_type1", "allow_unsafe_interrupts")
+
+    @property
+    def reset_required(self):
+        return self.kernel_modules.param("vfio_platform", "reset_required")
 
     # --- kernel plumbing used by the layers ---------------------------------------------------
     def since(self, change):
@@ -240,6 +280,7 @@ class SimBoard:
             else:
                 busy = True
         self.ring_doorbells()
+        self.kvm.service()                # irqfds whose eventfds were signalled inject now
         return busy
 
     def _file(self, fd):

@@ -1,0 +1,263 @@
+"""KVM scenarios: plain functions that take a board and assert what Linux's KVM (arm64, 6.1) answers.
+
+They use only the board contract, so they are meant to run unchanged on the sim and on the qemu
+board's real KVM (virtualization=on). Each errno names, in a comment, the kernel function that picks
+it. On real KVM a guest waiting in WFI blocks KVM_RUN; these scenarios expect KVM_RUN to come back
+with EINTR then (the sim does so at once; the qemu board's agent must interrupt a KVM_RUN that
+blocks, as a VMM's timer signal would).
+
+    kvm_scenarios.ALL: every scenario, each f(board)
+"""
+import errno
+import os
+import struct
+
+from vfiolab import guests
+from vfiolab import uapi_kvm as K
+from vfiolab.hw.kvm import Vmm
+
+from scenarios import expect_errno
+
+REPORT = guests.REPORT
+
+
+def _attr(board, scratch, group, attr, payload=None):
+    if payload is not None:
+        scratch[0:len(payload)] = payload
+    return K.kvm_device_attr(flags=0, group=group, attr=attr, addr=scratch.vaddr)
+
+
+def guest(board, icfgr=guests.ICFGR_LEVEL):
+    """A VM running lab 03's guest, parked in WFI with SPIs 32-63 enabled."""
+    vmm = Vmm(board)
+    vmm.load(guests.irq_guest())
+    vmm.write32(guests.PARAMS, icfgr)
+    exit = vmm.run()
+    assert exit.reason == "intr", f"the guest should wait in WFI, got {exit}"
+    return vmm
+
+
+def take(vmm, intid):
+    """The guest takes `intid`: an IAR report, then its EOI report."""
+    iar = vmm.run()
+    assert (iar.reason, iar.addr, iar.data) == ("mmio", REPORT, intid), f"expected IAR {intid}, got {iar}"
+    eoi = vmm.run()
+    assert (eoi.reason, eoi.addr, eoi.data) == ("mmio", REPORT + 4, intid), f"expected EOI {intid}, got {eoi}"
+
+
+def nothing_pending(vmm):
+    exit = vmm.run()
+    assert exit.reason == "intr", f"no interrupt should be pending, but the guest went on: {exit}"
+
+
+def readable(board, fd):
+    return fd in board.poll([fd], 0)
+
+
+# --- scenarios ------------------------------------------------------------------------------------
+def kvm_api_and_capabilities(board):
+    kvm = board.open("/dev/kvm")
+    try:
+        assert board.ioctl(kvm, K.KVM_GET_API_VERSION, 0) == 12
+        for cap in (K.KVM_CAP_IRQCHIP, K.KVM_CAP_IRQFD, K.KVM_CAP_IRQFD_RESAMPLE, K.KVM_CAP_ONE_REG,
+                    K.KVM_CAP_DEVICE_CTRL, K.KVM_CAP_USER_MEMORY):
+            assert board.ioctl(kvm, K.KVM_CHECK_EXTENSION, cap) > 0, cap
+        assert board.ioctl(kvm, K.KVM_CHECK_EXTENSION, 100000) == 0
+        assert board.ioctl(kvm, K.KVM_GET_VCPU_MMAP_SIZE, 0) == 2 * 4096   # kvm_run + coalesced MMIO page
+        expect_errno(errno.EINVAL, board.ioctl, kvm, K.KVM_CREATE_VM, 0x100)   # kvm_arm_setup_stage2
+        expect_errno(errno.EINVAL, board.ioctl, kvm, K.KVM_CREATE_VM, 60)      # IPA beyond the limit
+        expect_errno(errno.EINVAL, board.ioctl, kvm, K.KVM_GET_API_VERSION, 1)
+    finally:
+        board.close(kvm)
+
+
+def kvm_setup_errnos(board):
+    """Each step of a VM's set-up done out of order, with the errno the kernel picks."""
+    kvm = board.open("/dev/kvm")
+    vm = board.ioctl(kvm, K.KVM_CREATE_VM, 0)
+    scratch = board.alloc(4096)
+    ram = board.alloc(0x10000)
+    fds = [vm]
+    try:
+        region = K.kvm_userspace_memory_region(slot=0, guest_phys_addr=guests.BASE, memory_size=0x10000,
+                                               userspace_addr=ram.vaddr)
+        unaligned = K.kvm_userspace_memory_region(slot=1, guest_phys_addr=guests.BASE + 0x800,
+                                                  memory_size=0x1000, userspace_addr=ram.vaddr)
+        expect_errno(errno.EINVAL, board.ioctl, vm, K.KVM_SET_USER_MEMORY_REGION, unaligned)
+        board.ioctl(vm, K.KVM_SET_USER_MEMORY_REGION, region)
+        overlap = K.kvm_userspace_memory_region(slot=1, guest_phys_addr=guests.BASE + 0x1000,
+                                                memory_size=0x1000, userspace_addr=ram.vaddr)
+        expect_errno(errno.EEXIST, board.ioctl, vm, K.KVM_SET_USER_MEMORY_REGION, overlap)  # overlap
+        empty = K.kvm_userspace_memory_region(slot=2, memory_size=0)
+        expect_errno(errno.EINVAL, board.ioctl, vm, K.KVM_SET_USER_MEMORY_REGION, empty)    # nothing to delete
+
+        vcpu = board.ioctl(vm, K.KVM_CREATE_VCPU, 0)
+        fds.append(vcpu)
+        one_reg = K.kvm_one_reg(id=K.REG_PC, addr=scratch.vaddr)
+        expect_errno(errno.ENOEXEC, board.ioctl, vcpu, K.KVM_GET_ONE_REG, one_reg)   # not initialised
+        expect_errno(errno.ENOEXEC, board.ioctl, vcpu, K.KVM_RUN, 0)
+        init = K.kvm_vcpu_init()
+        board.ioctl(vm, K.KVM_ARM_PREFERRED_TARGET, init)
+        wrong = K.kvm_vcpu_init(target=init.target + 1)
+        expect_errno(errno.EINVAL, board.ioctl, vcpu, K.KVM_ARM_VCPU_INIT, wrong)    # kvm_vcpu_set_target
+        unknown = K.kvm_vcpu_init(target=init.target)
+        unknown.features[0] = 1 << 9
+        expect_errno(errno.ENOENT, board.ioctl, vcpu, K.KVM_ARM_VCPU_INIT, unknown)  # unknown feature
+        board.ioctl(vcpu, K.KVM_ARM_VCPU_INIT, init)
+        scratch[0:8] = struct.pack("<Q", 0x3C0 | 0x9)                                # EL2h
+        pstate = K.kvm_one_reg(id=K.REG_PSTATE, addr=scratch.vaddr)
+        expect_errno(errno.EINVAL, board.ioctl, vcpu, K.KVM_SET_ONE_REG, pstate)     # set_core_reg
+        board.ioctl(vcpu, K.KVM_GET_ONE_REG, pstate)
+        assert struct.unpack("<Q", scratch[0:8])[0] == 0x3C5                          # kvm_reset_vcpu
+
+        efd = board.eventfd()
+        fds.append(efd)
+        irqfd = K.kvm_irqfd(fd=efd, gsi=0)
+        expect_errno(errno.EAGAIN, board.ioctl, vm, K.KVM_IRQFD, irqfd)   # kvm_arch_intc_initialized
+        spi = K.kvm_irq_level(irq=K.irq_line(K.KVM_ARM_IRQ_TYPE_SPI, 32), level=1)
+        expect_errno(errno.ENXIO, board.ioctl, vm, K.KVM_IRQ_LINE, spi)   # no in-kernel irqchip
+
+        device = K.kvm_create_device(type=K.KVM_DEV_TYPE_ARM_VGIC_V3)
+        board.ioctl(vm, K.KVM_CREATE_DEVICE, device)
+        gic = device.fd
+        fds.append(gic)
+        expect_errno(errno.EEXIST, board.ioctl, vm, K.KVM_CREATE_DEVICE, K.kvm_create_device(type=7))
+        expect_errno(errno.EBUSY, board.ioctl, vm, K.KVM_IRQ_LINE, spi)   # vgic_lazy_init: v3 needs INIT
+        dist = _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_ADDR, K.KVM_VGIC_V3_ADDR_TYPE_DIST,
+                     struct.pack("<Q", guests.GICD + 0x1000))
+        expect_errno(errno.EINVAL, board.ioctl, gic, K.KVM_SET_DEVICE_ATTR, dist)    # vgic_check_iorange
+        dist = _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_ADDR, K.KVM_VGIC_V3_ADDR_TYPE_DIST,
+                     struct.pack("<Q", guests.GICD))
+        board.ioctl(gic, K.KVM_SET_DEVICE_ATTR, dist)
+        expect_errno(errno.EEXIST, board.ioctl, gic, K.KVM_SET_DEVICE_ATTR, dist)    # set once
+        odd = _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_ADDR, 9, struct.pack("<Q", 0))
+        expect_errno(errno.ENXIO, board.ioctl, gic, K.KVM_SET_DEVICE_ATTR, odd)      # -ENODEV -> -ENXIO
+        expect_errno(errno.ENXIO, board.ioctl, vcpu, K.KVM_RUN, 0)        # no redistributor address
+        redist = _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_ADDR, K.KVM_VGIC_V3_ADDR_TYPE_REDIST,
+                       struct.pack("<Q", guests.REDIST))
+        board.ioctl(gic, K.KVM_SET_DEVICE_ATTR, redist)
+        regs = _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_DIST_REGS, K.vgic_v3_attr(0), b"\0" * 4)
+        expect_errno(errno.EBUSY, board.ioctl, gic, K.KVM_GET_DEVICE_ATTR, regs)     # not initialised
+        expect_errno(errno.EBUSY, board.ioctl, vcpu, K.KVM_RUN, 0)        # vgic_v3_map_resources
+        board.ioctl(gic, K.KVM_SET_DEVICE_ATTR, _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_CTRL,
+                                                      K.KVM_DEV_ARM_VGIC_CTRL_INIT))
+        expect_errno(errno.EBUSY, board.ioctl, vm, K.KVM_CREATE_VCPU, 1)  # kvm_arch_vcpu_precreate
+        nowhere = _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_DIST_REGS, K.vgic_v3_attr(0x14))
+        expect_errno(errno.ENXIO, board.ioctl, gic, K.KVM_GET_DEVICE_ATTR, nowhere)  # no register there
+
+        expect_errno(errno.EINVAL, board.ioctl, vm, K.KVM_IRQFD, K.kvm_irqfd(fd=efd, gsi=0, flags=4))
+        expect_errno(errno.EBADF, board.ioctl, vm, K.KVM_IRQFD, K.kvm_irqfd(fd=2**31 - 1, gsi=0))
+        expect_errno(errno.EINVAL, board.ioctl, vm, K.KVM_IRQFD, K.kvm_irqfd(fd=vm, gsi=0))  # not an eventfd
+        board.ioctl(vm, K.KVM_IRQFD, irqfd)
+        expect_errno(errno.EBUSY, board.ioctl, vm, K.KVM_IRQFD, K.kvm_irqfd(fd=efd, gsi=1))  # fd in use
+        board.ioctl(vm, K.KVM_IRQFD, K.kvm_irqfd(fd=efd, gsi=0, flags=K.KVM_IRQFD_FLAG_DEASSIGN))
+        board.ioctl(vm, K.KVM_IRQFD, K.kvm_irqfd(fd=efd, gsi=0, flags=K.KVM_IRQFD_FLAG_DEASSIGN))  # 0 again
+        low = K.kvm_irq_level(irq=K.irq_line(K.KVM_ARM_IRQ_TYPE_SPI, 31), level=1)
+        expect_errno(errno.EINVAL, board.ioctl, vm, K.KVM_IRQ_LINE, low)  # not an SPI
+        high = K.kvm_irq_level(irq=K.irq_line(K.KVM_ARM_IRQ_TYPE_SPI, 256), level=1)
+        expect_errno(errno.EINVAL, board.ioctl, vm, K.KVM_IRQ_LINE, high)  # past the 224 SPIs
+    finally:
+        for fd in reversed(fds):
+            board.close(fd)
+        board.close(kvm)
+
+
+def kvm_gsi_is_spi_minus_32(board):
+    with guest(board, guests.ICFGR_EDGE) as vmm:
+        for gsi in (0, 5, 31):
+            vmm.irq_line(gsi, 1)
+            vmm.irq_line(gsi, 0)
+            take(vmm, 32 + gsi)
+        nothing_pending(vmm)
+
+
+def kvm_edge_latches_level_follows_the_line(board):
+    with guest(board, guests.ICFGR_EDGE) as vmm:
+        vmm.irq_line(1, 1)
+        vmm.irq_line(1, 0)              # an edge is latched: the pulse is taken
+        take(vmm, 33)
+        nothing_pending(vmm)
+    with guest(board, guests.ICFGR_LEVEL) as vmm:
+        vmm.irq_line(1, 1)
+        vmm.irq_line(1, 0)              # a level interrupt whose line fell before the vCPU ran is gone
+        nothing_pending(vmm)
+        vmm.irq_line(1, 1)
+        take(vmm, 33)
+        take(vmm, 33)                   # still high after the EOI: it fires again
+        vmm.irq_line(1, 0)              # lowered before the guest returns from the handler
+        nothing_pending(vmm)
+
+
+def kvm_irqfd_resample_on_level_eoi(board):
+    with guest(board, guests.ICFGR_LEVEL) as vmm:
+        trigger, resample = board.eventfd(), board.eventfd()
+        try:
+            vmm.irqfd(trigger, 3, resamplefd=resample)
+            os.eventfd_write(trigger, 1)
+            iar = vmm.run()
+            assert (iar.addr, iar.data) == (REPORT, 35)
+            assert not readable(board, resample)           # not before the guest's EOI
+            eoi = vmm.run()
+            assert (eoi.addr, eoi.data) == (REPORT + 4, 35)
+            assert readable(board, resample)
+            assert os.eventfd_read(resample) == 1
+            assert not readable(board, trigger)            # KVM consumed the trigger's count
+            nothing_pending(vmm)                           # the resampler lowered the line
+            os.eventfd_write(trigger, 1)
+            take(vmm, 35)
+            assert os.eventfd_read(resample) == 1
+            vmm.irqfd(trigger, 3, deassign=True)
+        finally:
+            board.close(trigger)
+            board.close(resample)
+
+
+def kvm_irqfd_edge_never_resamples(board):
+    with guest(board, guests.ICFGR_EDGE) as vmm:
+        trigger, resample = board.eventfd(), board.eventfd()
+        try:
+            vmm.irqfd(trigger, 7, resamplefd=resample)
+            os.eventfd_write(trigger, 1)
+            take(vmm, 39)
+            nothing_pending(vmm)
+            assert not readable(board, resample)           # EOI maintenance only for level SPIs
+            vmm.irqfd(trigger, 7, deassign=True)
+        finally:
+            board.close(trigger)
+            board.close(resample)
+
+
+def kvm_irqfd_deassign_stops_injection(board):
+    with guest(board, guests.ICFGR_EDGE) as vmm:
+        trigger = board.eventfd()
+        try:
+            vmm.irqfd(trigger, 2)
+            os.eventfd_write(trigger, 1)
+            take(vmm, 34)
+            vmm.irqfd(trigger, 2, deassign=True)
+            os.eventfd_write(trigger, 1)
+            nothing_pending(vmm)
+            assert readable(board, trigger)                # nobody consumes it now
+            assert os.eventfd_read(trigger) == 1
+        finally:
+            board.close(trigger)
+
+
+def kvm_distributor_through_dist_regs(board):
+    """The VMM reads and sets distributor registers as QEMU does (KVM_DEV_ARM_VGIC_GRP_DIST_REGS)."""
+    with guest(board, guests.ICFGR_LEVEL) as vmm:
+        assert vmm.dist_reg(0x104) == 0xFFFFFFFF           # the guest's ISENABLER1
+        assert vmm.dist_reg(0xC08) == 0                    # its ICFGR2: level
+        assert vmm.dist_reg(0xC0C) == 0xAAAAAAAA           # SPIs 48-63 kept KVM's edge reset
+        assert vmm.dist_reg(0x0) & 0x12 == 0x12            # ARE_NS | EnableGrp1A
+        vmm.set_dist_reg(0xC08, 0xAAAAAAAA)                # the VMM makes SPIs 32-47 edge
+        vmm.irq_line(4, 1)
+        vmm.irq_line(4, 0)
+        take(vmm, 36)                                      # an edge: the pulse was latched
+        nothing_pending(vmm)
+
+
+ALL = [kvm_api_and_capabilities, kvm_setup_errnos, kvm_gsi_is_spi_minus_32,
+       kvm_edge_latches_level_follows_the_line, kvm_irqfd_resample_on_level_eoi,
+       kvm_irqfd_edge_never_resamples, kvm_irqfd_deassign_stops_injection,
+       kvm_distributor_through_dist_regs]
