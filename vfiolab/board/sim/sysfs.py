@@ -7,7 +7,7 @@
     /sys/bus/<bus>/{drivers_probe,drivers_autoprobe}
     /sys/kernel/iommu_groups/<N>/{devices/<name>,reserved_regions,type}
     /sys/firmware/devicetree/base/...                 the device tree, one file per property
-    /sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts (and vfio_platform's)
+    /sys/module/<module>/parameters/...               module parameters: modules.py
 
 Device attributes: driver (link, while bound), driver_override, uevent, subsystem, of_node (link
 into /sys/firmware/devicetree/base), iommu_group (link); modalias except on amba (its MODALIAS, and
@@ -19,21 +19,9 @@ NUL-separated strings ("arm,pl330\\0arm,primecell\\0"), `reg` and `interrupts` a
 32-bit cells. board.read() on an opened file gives the exact bytes; board.sysfs_read() decodes
 them as UTF-8 with replacement, exactly like the host board does with a real kernel's files.
 """
-import errno
 
-from .errors import kernel_error
 
 DT_BASE = "/sys/firmware/devicetree/base"
-
-
-def _bool_param(value):
-    """kstrtobool, as param_set_bool uses it."""
-    text = value.strip().lower()
-    if text[:1] in (b"y", b"1") or text in (b"on",):
-        return True
-    if text[:1] in (b"n", b"0") or text in (b"off",):
-        return False
-    raise kernel_error(errno.EINVAL, "param_set_bool: not a boolean")
 
 
 class Sysfs:
@@ -57,7 +45,7 @@ class Sysfs:
             self._group(group)
         for device in board.topology.devices:
             self._device(device)
-        self._module_params()
+        # /sys/module/<name>/parameters: modules.py, as each module loads
 
     # --- the device tree ----------------------------------------------------------------------
     def _devicetree(self, node, path):
@@ -174,14 +162,3 @@ class Sysfs:
         lines.append(f"MODALIAS={self._modalias(device)}")
         return "".join(line + "\n" for line in lines)
 
-    # --- module parameters --------------------------------------------------------------------
-    def _module_params(self):
-        board = self.board
-        type1 = "/sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts"
-
-        def store_unsafe(data):
-            board.allow_unsafe_interrupts = _bool_param(data)
-        self.vfs.attr(type1, show=lambda: "Y\n" if board.allow_unsafe_interrupts else "N\n", store=store_unsafe)
-        self.vfs.attr("/sys/module/vfio_iommu_type1/parameters/dma_entry_limit", show=lambda: "65535\n")
-        self.vfs.attr("/sys/module/vfio_platform/parameters/reset_required",
-                      show=lambda: "Y\n" if board.reset_required else "N\n")

@@ -24,8 +24,8 @@ class VfioDriver(Driver):
 
     def probe(self, board, device):
         vdev = self.make_vdev(board, device)
-        if vdev is None:
-            return -errno.ENOENT
+        if isinstance(vdev, int):
+            return vdev
         if device.group is None:
             board.log(f"{self.name} {device.name}: no IOMMU group for the device")
             return -errno.EINVAL
@@ -45,14 +45,13 @@ class VfioPlatformDriver(VfioDriver):
         super().__init__(name, bus, module=name.replace("-", "_"))
 
     def make_vdev(self, board, device):
+        if self.bus == "amba" and board.since("platform_deprecated") and \
+                board.kernel_modules.once("vfio_amba_deprecation"):
+            board.log(f"vfio-amba {device.name}: DEPRECATION: vfio-amba is deprecated and will be "
+                      "removed in a future kernel release")
         vdev = PlatformVfioDevice(board, device, self.bus)
-        if self.bus == "amba":
-            board.log(f"vfio-amba {device.name}: DEPRECATION: vfio-amba will be removed in a future "
-                      "kernel release (Linux 6.18)")
-        if vdev.reset_handler is None and vdev.reset_required:
-            board.log(f"vfio-platform {device.name}: No reset function found for device {device.name}")
-            return None
-        return vdev
+        rc = vdev.init_common()         # the reset lookup (vfio_platform.py)
+        return vdev if rc == 0 else rc
 
 
 class VfioPciDriver(VfioDriver):

@@ -2,9 +2,18 @@
 
 Regions are the device-tree node's `reg` entries: READ|WRITE, and MMAP when address and size are
 page aligned. IRQs are its `interrupts`: count 1, EVENTFD, and MASKABLE|AUTOMASKED when
-level-triggered. A reset handler is looked up by the first compatible string; vfio-platform will
-not bind a device without one while reset_required is set (board option, default True, as the
-module parameter); vfio-amba never requires one.
+level-triggered. A reset handler is looked up by the first compatible string among the loaded reset
+modules, then once more after request_module("vfio-reset:<compatible>") (vfio_platform_get_reset);
+it runs on open, on close and on VFIO_DEVICE_RESET, and DEVICE_FLAGS_RESET is set only with one.
+vfio-platform will not bind a device without one while its module parameter reset_required is set
+("No reset function found for device ..."); vfio-amba never requires one. Before 6.3
+(168a9c91fe0a, "vfio/platform: Fix reset_required behaviour") vfio_platform_init_common returned
+the lookup's -ENOENT even with reset_required=0, so such a device did not bind either; checked in
+Debian's linux-source-6.1 6.1.192-3.
+
+Known difference: the same 6.1 code makes vfio-amba's probe fail for every AMBA device (none has a
+reset module); the sim lets vfio-amba bind on every version, because labs 01 and 02 are built on
+it. Since 6.18 the first vfio-amba probe and the first Calxeda reset print a DEPRECATION error.
 """
 import errno
 import struct
@@ -94,11 +103,30 @@ class PlatformVfioDevice(VfioDevice):
         super().__init__(board, device)
         self.flavour = flavour
         self.flags = uapi.VFIO_DEVICE_FLAGS_AMBA if flavour == "amba" else uapi.VFIO_DEVICE_FLAGS_PLATFORM
-        compat = device.compatible[0] if device.compatible else ""
-        self.reset_handler = resets.lookup(compat)
-        self.reset_required = board.reset_required if flavour == "platform" else False
+        self.compat = device.compatible[0] if device.compatible else ""
+        self.reset_handler = None      # (module, fn) once init_common found one
+        self.reset_module = None       # the reset module this device holds a reference on
+        self.reset_required = (board.kernel_modules.param("vfio_platform", "reset_required")
+                               if flavour == "platform" else False)
         self._regions = []
         self.irqs = []
+
+    def init_common(self):
+        """vfio_platform_init_common's reset part: 0, or -ENOENT when the probe must fail."""
+        found = resets.lookup(self.board, self.compat)
+        if found is None:
+            self.board.kernel_modules.request_module(f"vfio-reset:{self.compat}")
+            found = resets.lookup(self.board, self.compat)
+        if found is not None:
+            self.reset_handler, self.reset_module = found, found[0]
+            return 0
+        if self.reset_required:
+            self.board.log(f"vfio-{self.flavour} {self.device.name}: No reset function found for "
+                           f"device {self.device.name}")
+            return -errno.ENOENT
+        if self.flavour == "platform" and not self.board.since("platform_reset_optional"):
+            return -errno.ENOENT        # 6.1: the lookup's result, whatever reset_required says
+        return 0
 
     # --- open / close ---------------------------------------------------------------------------
     def open_device(self):
@@ -130,7 +158,7 @@ class PlatformVfioDevice(VfioDevice):
             return -errno.EINVAL
         module, handler = self.reset_handler
         self.board.log(f"vfio-{self.flavour} {self.device.name}: reset")
-        return handler(resets.ModelRegisters(self.device.model))
+        return handler(resets.ModelRegisters(self.device.model), self)
 
     def _build_regions(self):
         out = []
