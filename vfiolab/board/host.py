@@ -33,10 +33,30 @@ def _no_vfio_error(path):
         path)
 
 
+def _module_arg(name):
+    if not isinstance(name, str) or not name or name.startswith("-"):
+        raise TypeError(f"a module name is a non-empty str not starting with '-', not {name!r}")
+    return name
+
+
+def _kmod_errno(message):
+    """The errno behind a modprobe/rmmod message (they print strerror or their own words)."""
+    text = message.lower()
+    for needle, code in (("not found", errno.ENOENT), ("not currently loaded", errno.ENOENT),
+                         ("in use", errno.EBUSY), ("invalid argument", errno.EINVAL),
+                         ("operation not permitted", errno.EPERM),
+                         ("permission denied", errno.EACCES), ("exec format", errno.ENOEXEC),
+                         ("key was rejected", errno.EKEYREJECTED)):
+        if needle in text:
+            return code
+    return errno.EIO
+
+
 class HostBoard:
     """This machine's kernel behind the board contract (see vfiolab.board)."""
 
     kind = "host"
+    proc_modules, sys_module = "/proc/modules", "/sys/module"     # (tests point these elsewhere)
 
     def __init__(self, gic=None, allow_unsafe_interrupts=False, **options):
         if options:
@@ -132,6 +152,51 @@ class HostBoard:
             return os.write(fd, data)
         finally:
             os.close(fd)
+
+    # --- kernel modules: the real modprobe and rmmod ------------------------------------------
+    def modprobe(self, name, **params):
+        """`modprobe name key=value ...` (True/False as 1/0). OSError with the errno the failure
+        means (ENOENT not found, EINVAL bad parameter, EPERM not root) and modprobe's message."""
+        args = [f"{key}={int(v) if isinstance(v, bool) else v}" for key, v in params.items()]
+        self._run_kmod(["modprobe", _module_arg(name), *args])
+        return _module_arg(name).replace("-", "_")
+
+    def rmmod(self, name):
+        self._run_kmod(["rmmod", _module_arg(name)])
+
+    def modules(self):
+        """{name: {"params": {...}, "refcount": n, "used_by": [...]}} from /proc/modules and
+        /sys/module/<name>/parameters (values as the kernel shows them: "Y", "65535", ...)."""
+        out = {}
+        if not os.path.exists(self.proc_modules):
+            raise FileNotFoundError(errno.ENOENT, "no /proc/modules: this kernel has no loadable "
+                                    "module support, or /proc is not mounted", self.proc_modules)
+        with open(self.proc_modules) as f:
+            for line in f:
+                name, _size, refcount, used_by = line.split()[:4]
+                params = {}
+                pdir = f"{self.sys_module}/{name}/parameters"
+                for p in (sorted(os.listdir(pdir)) if os.path.isdir(pdir) else []):
+                    try:
+                        with open(f"{pdir}/{p}") as pf:
+                            params[p] = pf.read().strip()
+                    except OSError:          # write-only or unreadable parameter
+                        continue
+                out[name] = {"params": params, "refcount": int(refcount),
+                             "used_by": [m for m in used_by.split(",") if m and m != "-"]}
+        return out
+
+    @staticmethod
+    def _run_kmod(cmd):
+        import subprocess
+        try:
+            run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except FileNotFoundError:
+            raise FileNotFoundError(errno.ENOENT, f"{cmd[0]} is not installed (Debian: apt install "
+                                    "kmod)") from None
+        if run.returncode:
+            message = (run.stderr or run.stdout).strip() or f"{cmd[0]} exited {run.returncode}"
+            raise OSError(_kmod_errno(message), message)
 
     # --- beyond the contract ------------------------------------------------------------------
     def dmesg(self):

@@ -177,9 +177,10 @@ class Modules:
         return next((s for s in SPECS if (driver.bus, driver.name) in s.drivers), None)
 
     def listing(self):
-        """{name: {"params": {...}, "refcount": n, "used_by": [...]}}, as lsmod shows it."""
-        return {name: {"params": {p: v for p, v in params.items()
-                                  if self.installed[name].params[p].mode},
+        """{name: {"params": {...}, "refcount": n, "used_by": [...]}}, as lsmod shows it; the
+        parameters as /sys/module shows them ("Y", "65535"), as the host board gives them."""
+        return {name: {"params": {p: self.installed[name].params[p].show(v).strip()
+                                  for p, v in params.items() if self.installed[name].params[p].mode},
                        "refcount": self.refcount(name), "used_by": self.holders(name)}
                 for name, params in self.loaded.items()}
 
