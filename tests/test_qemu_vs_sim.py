@@ -120,6 +120,10 @@ def observe(board):
         seen["fault"] = faults[0]._replace(length=None) if faults else None
         seen["fault logged as an SMMU event"] = "event 0x10 received" in _dmesg_text(board)
         seen["buffer untouched by the faulting dma"] = bytes(buf[4096:4096 + 16]) == pattern[:16]
+        # /proc/interrupts: edu's MSI line (chip, hwirq, type, count) and the SMMU's lines.
+        lines = scenarios.proc_interrupts(board)
+        seen["/proc/interrupts msi line"] = lines.get(f"vfio-msi[0]({edu.name})")
+        seen["/proc/interrupts smmu lines"] = {k: v for k, v in lines.items() if k.startswith("arm-smmu")}
         scenarios.dma_unmap(board, s.container, IOVA, 8192)
         board.ioctl(s.device, U.VFIO_DEVICE_SET_IRQS, U.vfio_irq_set(
             flags=U.VFIO_IRQ_SET_DATA_NONE | U.VFIO_IRQ_SET_ACTION_TRIGGER, index=U.VFIO_PCI_MSI_IRQ_INDEX))
@@ -258,7 +262,8 @@ OBSERVED = ["pci devices", "edu attributes", "edu bound before", "edu iommu_grou
             "edu2 to vfio-pci", "edu2 group", "slot 3 members with edu2 bound",
             "viability with virtio-pci in the group", "rng to vfio-pci", "viability with both on vfio-pci",
             "rng back to virtio-pci", "viability with virtio-pci back", "viability with rng unbound",
-            "dmesg says why rng joined the group"]
+            "dmesg says why rng joined the group", "/proc/interrupts msi line",
+            "/proc/interrupts smmu lines"]
 
 
 def _case(what):

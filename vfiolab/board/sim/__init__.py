@@ -241,6 +241,8 @@ class SimBoard:
         smmu = next((d for d in self.topology.devices
                      if {"arm,smmu-v3", "arm,mmu-500", "arm,smmu-v2"} & set(d.compatible)), None)
         name = smmu.name if smmu else "smmu"
+        if smmu is not None and "arm,smmu-v3" in smmu.compatible:
+            self.interrupts.smmu_events(new)
         for f in self.smmu.faults()[-new:]:
             if smmu is not None and "arm,smmu-v3" in smmu.compatible:
                 code = {"no domain": 0x04, "translation": 0x10, "permission": 0x13}.get(f.reason, 0x10)

@@ -132,6 +132,13 @@ class InterruptController:
         out.append(f"{'Err':>{prec}}: {0:>10}\n")
         return "".join(out)
 
+    def smmu_events(self, n):
+        """The SMMUv3 wrote n events to its event queue: each raises the event-queue interrupt
+        (QEMU's smmuv3_write_eventq pulses it per event; arm_smmu_evtq_thread then logs them)."""
+        for desc in self.descs:
+            if desc.action == "arm-smmu-v3-evtq":
+                desc.count += n
+
     def count_of(self, action):
         """The interrupt count of the line whose handler is named `action` (None: no such line)."""
         return next((d.count for d in self.descs if d.action == action), None)
