@@ -15,6 +15,12 @@ learner holds on this side behaves as on a host:
     address that VFIO_IOMMU_MAP_DMA takes;
   - mmap() gives a mapping whose read32/write32... are single accesses made by the agent.
 A guest that panics or stops answering raises GuestError with the tail of its console.
+
+Where QEMU 7.2's machine is not real hardware, a lab shows it as it is here: an ordinary PCI DMA
+write carries no requester ID, so a device's DMA that reaches GITS_TRANSLATER (an MSI forged with
+its DMA engine) arrives as DeviceID 0, which no MAPD mapped, and the ITS drops it: nothing is raised,
+not even the writer's own LPI, which real hardware (and the sim) would raise. Real MSIs carry the
+requester ID and work. (REFERENCE.md section 11; tests/scenarios.py msi_forged_by_dma.)
 """
 import atexit
 import ctypes
