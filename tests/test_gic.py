@@ -152,3 +152,25 @@ def test_v2m_any_writer_raises_any_spi_in_its_frame():
     assert v2m.ignored == 2
     with pytest.raises(ValueError, match="out of range"):
         GICv2m(first_spi=1000, num_spis=64)
+
+
+def test_bad_input_to_the_faces_is_a_clear_error():
+    its = ITS(memory_size=1 << 20)
+    with pytest.raises(ValueError, match="num_cpus must be 1..8"):
+        ITS(num_cpus=9)
+    with pytest.raises(TypeError, match="offset must be an integer, not str"):
+        its.readl("0x8")
+    with pytest.raises(ValueError, match="access size must be 1, 2, 4 or 8"):
+        its.read(0x8, 3)
+    with pytest.raises(ValueError, match="value 0x100000000 out of range"):
+        its.writel(GITS_CTLR, 1 << 32)
+    with pytest.raises(ValueError, match="cpu 1: this GIC has redistributors 0..0"):
+        its.gicr_readl(1, GICR_CTLR)
+    with pytest.raises(ValueError, match="bus error reading 4 bytes at 0x100000"):
+        its.mem_read(1 << 20, 4)
+    assert its.lpi_pending(0, 8192) is None              # no LPI tables programmed yet
+    with pytest.raises(ValueError, match="an ITS command is 32 bytes, not 8"):
+        decode_command(bytes(8))
+    assert decode_command(bytes([0x2A]) + bytes(31)) == ("unknown 0x2a", {})
+    with pytest.raises(TypeError, match="first_spi must be an integer"):
+        GICv2m(first_spi=None)
