@@ -38,8 +38,9 @@ def to_html(info):
         bars = [f"BAR{i}: 0x{a:x} (+0x{s:x})" for i, (a, s) in enumerate(info["bars"]) if s]
         rows.append(("BARs", "<br>".join(bars) or "none"))
     if "periphid" in info:
-        rows.append(("PrimeCell ID", e(info["periphid"]) + f" <span style='color:{MUTED}'>(read from "
-                     "the device's ID registers)</span>"))
+        rows.append(("peripheral ID", e(info["periphid"]) + f" <span style='color:{MUTED}'>(sysfs id: "
+                     "from the ID registers, or the DT's arm,primecell-periphid; amba drivers match "
+                     "it, masked)</span>"))
     driver = info["driver"]
     if driver is None:
         driver_text = f"<span style='color:{MUTED}'>none</span>"
@@ -80,6 +81,7 @@ class Inspector(LiveView):
             raise LookupError(f"no device {device!r} on the {', '.join(buses)} bus(es); this board has "
                               + ", ".join(dev for _, dev in options))
         self.picker = w.Dropdown(options=options, value=device or options[0][1], description="device",
+                                 tooltip="pick a device: the table below shows it as the board is now",
                                  layout=w.Layout(width="360px"))
         self.html = w.HTML()
         self.widget = w.VBox([self.picker, self.html], layout=w.Layout(border="1px solid #ccc",

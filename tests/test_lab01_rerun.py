@@ -1,0 +1,60 @@
+"""Lab 01 cell by cell, each run twice in a row on the sim board: the second run says what the first
+did (exercise cells exactly), and a board call that fails shows one line, not the sim's traceback."""
+import os
+import re
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LAB = os.path.join(ROOT, "labs", "01-platform-bus")
+NOTEBOOK = os.path.join(LAB, "01-platform-bus.ipynb")
+# Demo cells that move the board one step: run again, they find the step done and say so instead.
+STEP_DONE = {"bind-step2": "step 2 is done"}
+
+
+def shown(cell):
+    """What a cell showed, with what differs between any two runs (widget ids, addresses) taken out."""
+    parts = []
+    for o in cell.outputs:
+        if o.output_type == "error":
+            parts.append(f"ERROR {o.ename}: {o.evalue}")
+        else:
+            parts.append(o.get("text", "") + o.get("data", {}).get("text/plain", ""))
+    return re.sub(r"model_id='[^']*'| at 0x[0-9a-f]+", "", "".join(parts))
+
+
+def test_every_cell_run_twice_says_what_it_said_once(monkeypatch):
+    monkeypatch.setenv("VFIOLAB_BOARD", "sim")
+    nb = nbformat.read(NOTEBOOK, 4)
+    client = NotebookClient(nb, timeout=180, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": LAB}})
+    differ = {}
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            grade_id = cell.metadata["nbgrader"]["grade_id"]
+            client.execute_cell(cell, index)
+            first = shown(cell)
+            assert "ERROR" not in first, f"{grade_id} failed on its first run: {first}"
+            client.execute_cell(cell, index)
+            second = shown(cell)
+            if grade_id in STEP_DONE:
+                assert STEP_DONE[grade_id] in second, f"{grade_id} run again: {second}"
+            elif second != first:
+                differ[grade_id] = (first, second)
+        assert not differ, "cells that answer differently when run again: " + "; ".join(
+            f"{gid}: {a!r} then {b!r}" for gid, (a, b) in differ.items())
+
+        # Out of order: unbind a device its driver does not hold. The kernel's ENODEV, in one line.
+        probe = nbformat.v4.new_code_cell(
+            'board.sysfs_write("/sys/bus/amba/drivers/dma-pl330/unbind", "1c090000.serial")')
+        nb.cells.append(probe)
+        client.execute_cell(probe, len(nb.cells) - 1)
+    error = next(o for o in probe.outputs if o.output_type == "error")
+    assert error.ename == "OSError" and "No such device" in error.evalue
+    assert len(error.traceback) == 1, error.traceback
+    assert "Restart Kernel and Run up to Selected Cell" in error.traceback[0]
+    assert "board.sysfs_write(" in error.traceback[0]          # the cell's own line, not the sim's
+    assert "vfiolab/board/sim" not in error.traceback[0]
