@@ -4,7 +4,6 @@ see: the ITS's command queue and tables, and its record of dropped writes."""
 import pytest
 
 import vfiolab
-from vfiolab.hw.gic import GITS_CREADR, decode_command
 
 import scenarios
 
@@ -22,9 +21,7 @@ def test_msi_scenario(virt, scenario):
 
 
 def its_queue(board):
-    its, chip = board.interrupts.its, board.interrupts.msi_chip
-    return [decode_command(its.mem_read(chip.queue + at, 32))
-            for at in range(0, its.readq(GITS_CREADR), 32)]
+    return board.interrupts.msi_chip.commands()
 
 
 def test_the_its_runs_the_commands_linux_sends():
@@ -42,7 +39,9 @@ def test_the_its_runs_the_commands_linux_sends():
         # The ITE is in the ITT in memory: valid, physical, LPI 8192, collection 0.
         assert b.interrupts.its.mem_read(itt, 12) == (8192 << 2 | 3).to_bytes(8, "little") + \
             (1023).to_bytes(4, "little")
+        assert b.interrupts.msi_chip.mappings() == [(8, 0, 8192, 0, 0)]
         edu.close()
+        assert b.interrupts.msi_chip.mappings() == []
         assert its_queue(b)[9:] == [("DISCARD", {"device_id": 8, "event_id": 0}), ("SYNC", {"rdbase": 0}),
                                     ("MAPD", {"device_id": 8, "size": 0, "itt": 0, "valid": 0})]
         assert "vfio-msi" not in b.sysfs_read("/proc/interrupts")
@@ -76,3 +75,14 @@ def test_proc_interrupts_is_formatted_as_linux_prints_it():
         assert "  3:          0       MSI 16384 Edge      vfio-msi[0](0000:00:01.0)" in lines
         assert "  1:          0 GIC-0 106 Edge      arm-smmu-v3-evtq" in lines
         edu.close()
+
+
+def test_the_queue_wraps_and_commands_shows_the_latest():
+    from vfiolab.hw.gic import its_command
+    with vfiolab.open_board("sim", gic="its", layout="virt") as b:
+        chip = b.interrupts.msi_chip
+        for i in range(2100):
+            chip.send(its_command("SYNC", rdbase=0) if i % 2 else its_command("INVALL", icid=0))
+        commands = chip.commands()
+        assert len(commands) == 2048 and commands[-1] == ("SYNC", {"rdbase": 0})
+        assert commands[-2] == ("INVALL", {"icid": 0})

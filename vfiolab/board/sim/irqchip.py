@@ -16,11 +16,12 @@ Both compose (physical doorbell, data); VFIO maps the doorbell page into the dev
 the message address becomes that IOVA (iommu_dma_compose_msi_msg).
 """
 import errno
+import struct
 from collections import deque
 
 from vfiolab.hw.gic import (GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER, GITS_BASER, GITS_CBASER,
                             GITS_CREADR, GITS_CTLR, GITS_CWRITER, GITS_TRANSLATER, GITS_TYPER,
-                            ITS, LPI_BASE, MSI_SETSPI_NS, GICv2m, its_command)
+                            ITS, LPI_BASE, MSI_SETSPI_NS, GICv2m, decode_command, its_command)
 
 from .errors import kernel_error
 
@@ -114,7 +115,7 @@ class ItsIrqchip:
         its.gicr_writeq(0, GICR_PENDBASER, self.pend | 7 << 7 | 1 << 10)
         its.gicr_writel(0, GICR_CTLR, 1)                          # EnableLPIs
         its.writel(GITS_CTLR, 1)
-        self.next_command = 0
+        self.next_command = self.sent = 0
         self.collection = 0                                       # CPU 0's ICID
         self.send(its_command("MAPC", icid=0, rdbase=0, valid=1), its_command("SYNC", rdbase=0))
         self.send(its_command("INVALL", icid=0), its_command("SYNC", rdbase=0))
@@ -125,6 +126,7 @@ class ItsIrqchip:
         for command in commands:
             self.its.mem_write(self.queue + self.next_command, command)
             self.next_command = (self.next_command + 32) % ITS_CMD_QUEUE_SZ
+            self.sent += 1
         self.its.writeq(GITS_CWRITER, self.next_command)
         creadr = self.its.readq(GITS_CREADR)
         if creadr != self.next_command:
@@ -184,6 +186,36 @@ class ItsIrqchip:
 
     def _config(self, lpi, value):
         self.its.mem_write(self.prop + lpi - LPI_BASE, bytes([value]))
+
+    # ---- looking inside, as a lab does: everything read back from the ITS's memory ----
+    def commands(self):
+        """The commands sent so far, oldest first, decoded from the queue in memory (the last
+        ITS_CMD_QUEUE_SZ / 32 of them once it has wrapped)."""
+        end = self.its.readq(GITS_CREADR) & ~1
+        wrapped = self.sent > ITS_CMD_QUEUE_SZ // 32
+        offsets = ([*range(end, ITS_CMD_QUEUE_SZ, 32)] if wrapped else []) + [*range(0, end, 32)]
+        return [decode_command(self.its.mem_read(self.queue + at, 32)) for at in offsets]
+
+    def mappings(self):
+        """[(DeviceID, EventID, LPI, collection, CPU)] as the tables in memory say: each valid DTE
+        of the device table, each valid ITE of its ITT, the collection's CTE."""
+        dt = self.its.readq(GITS_BASER(0)) & ((1 << 48) - 1) & ~0xFFFF
+        ct = self.its.readq(GITS_BASER(1)) & ((1 << 48) - 1) & ~0xFFFF
+        entries = (self.its.readq(GITS_BASER(0)) & 0xFF) + 1            # 64K pages
+        table = self.its.mem_read(dt, entries * 0x10000)
+        out = []
+        for dev_id, (dte,) in enumerate(struct.iter_unpack("<Q", table)):
+            if not dte & 1:
+                continue
+            itt, events = (dte >> 6 & ((1 << 44) - 1)) << 8, 1 << ((dte >> 1 & 0x1F) + 1)
+            for event in range(events):
+                ite = int.from_bytes(self.its.mem_read(itt + 12 * event, 8), "little")
+                if ite & 3 == 3:
+                    icid = ite >> 32 & 0xFFFF
+                    cte = int.from_bytes(self.its.mem_read(ct + 8 * icid, 8), "little")
+                    out.append((dev_id, event, ite >> 2 & 0xFFFFFF, icid,
+                                cte >> 1 & 0xFFFF if cte & 1 else None))
+        return out
 
     # ---- a write reached the doorbell ----
     def ring(self, device, physical, value):
