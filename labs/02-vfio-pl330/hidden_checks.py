@@ -1,10 +1,8 @@
 """Lab 02's hidden checks: the instructor's only (vfiolab release leaves this file out)."""
-from checks import (CHALLENGE, CODE_IOVA, DST_IOVA, EVENT, FILL_CASES, MEMCPY_CASES, READ,
-                    SG_CASES, SRC_IOVA, WRITE, _case_hint, _mapping, copies_landed,
-                    judge_memcpy)
+from checks import (CODE_IOVA, DST_IOVA, EVENT, FILL_CASES, MEMCPY_CASES, RECT_CASES,
+                    RECT_MAX_BYTES, READ, SG_CASES, SRC_IOVA, WRITE, _case_hint, _mapping,
+                    copies_landed, judge_memcpy, rect_cycle_budget, rect_hint)
 from vfiolab.grading import check, expect
-
-BUS_BOUND_CYCLES = (1 << 20) // 8 + 32      # one 64-bit beat per cycle, plus the few to start
 
 
 @check("ex1-least-privilege", points=1, hidden=True)
@@ -102,11 +100,22 @@ def fill_stores_only(seen):
                f"the program uses {ops}: a fill needs no loads, DMASTZ stores zeros")
 
 
-@check("ex6-bus-speed", points=2, hidden=True)
-def challenge_bus_speed(seen):
-    """The 1 MiB copy runs at one 64-bit beat per cycle (at most 131104 cycles)."""
-    case = seen["challenge"]
-    hint = _case_hint(case, "fast_memcpy_microcode(1 MiB)", inside=True)
-    expect(hint is None, hint)
-    expect(case["cycles"] <= BUS_BOUND_CYCLES, f"{case['cycles']} cycles; the bus moves 8 bytes "
-           f"a cycle, so 1 MiB can take {(1 << 20) // 8} cycles plus a few")
+@check("ex6-shapes", points=2, hidden=True)
+def rect_shapes(seen):
+    """rect_microcode copies narrow, wide, contiguous and many-row (> 256) rectangles, compactly."""
+    for case, args in zip(seen["rect"][1:], RECT_CASES[1:]):
+        hint = rect_hint(case, args)
+        expect(hint is None, hint)
+        expect(case["size"] <= RECT_MAX_BYTES, f"{case['size']} bytes of microcode for "
+               f"{args[3]} rows of {args[2]}: at most {RECT_MAX_BYTES}")
+
+
+@check("ex6-bus-speed-all", points=1, hidden=True)
+def rect_bus_speed_all(seen):
+    """The wide rectangles run within 5% of the bus too."""
+    for i in (2, 3, 5):
+        case, (_, _, width, rows, _, _) = seen["rect"][i], RECT_CASES[i]
+        hint = rect_hint(case, RECT_CASES[i])
+        expect(hint is None, hint)
+        expect(case["cycles"] <= rect_cycle_budget(width, rows),
+               f"{width} x {rows}: {case['cycles']} cycles, at most {rect_cycle_budget(width, rows)}")

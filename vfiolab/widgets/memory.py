@@ -95,6 +95,13 @@ class MemoryDiff:
                            f"(one square = {self.block} bytes; green: copied) &nbsp; {verdict}"
                            f"{self._strip(src, dst)}{self._hex(src, dst, first)}</div>")
 
+    def still(self):
+        """A still picture of the view as it is now (HTML): the live view redraws when the memory
+        changes, the still keeps the moment a cell describes."""
+        from IPython.display import HTML
+        self.refresh()
+        return HTML(f"<div style='opacity:0.9'><i>Still picture:</i>{self.html.value}</div>")
+
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)

@@ -5,8 +5,9 @@ SAR and DAR walking through memory, the loop counters counting down); the microc
 a triangle marks the instruction each channel's PC points at; the event row (which events are
 set, enabled as interrupts, raised); the fault registers when something goes wrong.
 
-Controls: Step runs the engine for that many cycles; Play keeps stepping; Run to end runs until
-every thread stops or waits; Reset puts the PL330 back to its power-on state.
+Controls: Step runs the engine for that many cycles; Play keeps stepping until nothing is left to
+do (press again to pause); Run to end runs until every thread stops or waits; Reset puts the PL330
+back to its power-on state. The header says what the engine is doing, read from its threads.
 
 The panel reads the engine (vfiolab.hw.pl330.PL330) directly, so looking never runs it. On the
 sim board any system call (a register read in a cell, a poll) also lets the engine run: press the
@@ -48,11 +49,16 @@ class PL330Panel:
         self.start_cycles = engine.cycles
         self.html = w.HTML()
         self.cycles = w.BoundedIntText(value=step_cycles, min=1, max=1_000_000, description="cycles",
+                                       description_tooltip="how many cycles Step (and each Play "
+                                                           "tick) runs the engine",
                                        layout=w.Layout(width="170px"))
         self.step_button = w.Button(description="Step", tooltip="run the engine this many cycles",
                                     icon="step-forward", layout=w.Layout(width="90px"))
-        self.play = w.Play(interval=150, max=10_000_000, step=1, show_repeat=False,
-                           tooltip="play: keep stepping (stop: pause)")
+        # A toggle, not ipywidgets' Play: Play's own buttons carry no tooltip.
+        self.play = w.ToggleButton(description="Play", icon="play", value=False,
+                                   tooltip="keep stepping (a Step every 0.15 s) until every "
+                                           "thread is stopped or waiting; press again to pause",
+                                   layout=w.Layout(width="90px"))
         self.run_button = w.Button(description="Run to end", icon="fast-forward",
                                    tooltip="run until every thread is stopped or waiting",
                                    layout=w.Layout(width="120px"))
@@ -63,8 +69,8 @@ class PL330Panel:
         self.run_button.on_click(lambda _: self.run())
         self.reset_button.on_click(lambda _: self.reset())
         self.play.observe(self._on_play, names="value")
-        controls = w.HBox([self.cycles, self.step_button, w.Label("keep stepping:"), self.play,
-                           self.run_button, self.reset_button])
+        controls = w.HBox([self.cycles, self.step_button, self.play, self.run_button,
+                           self.reset_button])
         self.widget = w.VBox([controls, self.html])
         self.widget.add_class("vfiolab-pl330")   # a stable selector for the browser tests
         self.refresh()
@@ -122,17 +128,44 @@ class PL330Panel:
         self.refresh()
 
     def reset(self):
-        self.play.playing = False
+        self.play.value = False
         self.engine.reset()
         self.start_cycles = self.engine.cycles
         self.refresh()
 
     def _on_play(self, change):
-        if not self.play.playing:
+        self.play.icon = "pause" if self.play.value else "play"
+        if self.play.value:
+            self._tick()
+
+    def _tick(self):
+        """One Play step, then the next one on the kernel's event loop while Play is on."""
+        if not self.play.value:
             return
         self.step()
-        if self.engine.idle:
-            self.play.playing = False
+        if not self.has_work():
+            self.play.value = False
+            return
+        import asyncio
+        asyncio.get_event_loop().call_later(0.15, self._tick)
+
+    def has_work(self):
+        """True while some thread can still make progress by itself: executing, at a barrier,
+        completing, killing, or faulting with bursts to finish (not stopped, faulting or waiting
+        for an event or a peripheral)."""
+        return any(t.state in (1, 2, 3, 5, 8, 9, 14) for t in self.engine.threads())
+
+    def status(self):
+        """What the engine is doing, from its threads (not from how the last run ended: a channel
+        started since then is executing, though nothing has run it yet)."""
+        threads = self.engine.threads()
+        if self.has_work():
+            return "has work left (Step, Play)"
+        waiting = [f"{t.thread}" for t in threads if t.state in (4, 7)]
+        if waiting:
+            return f"waiting: {', '.join(waiting)} wait{'s' if len(waiting) == 1 else ''} for an " \
+                   "event or a peripheral"
+        return "idle: every thread is stopped or faulting"
 
     # --- rendering -----------------------------------------------------------------------
     def _threads(self):
@@ -215,7 +248,7 @@ class PL330Panel:
 
     def refresh(self):
         e = self.engine
-        busy = "idle: nothing can make progress" if e.idle else "has work left (Step, Play)"
+        busy = self.status()
         abort = f"<b style='color:{RED}'>HIGH</b>" if e.abort_line else "low"
         self.html.value = (
             f"<div style='{BOX}'><b>{html.escape(self.title)}</b> &nbsp; {e.cycles - self.start_cycles} "
@@ -225,6 +258,13 @@ class PL330Panel:
             f"INTMIS)</div>{self._events()}{self._faults()}{self._listing()}</div>")
         for view in self.views:
             view.refresh()
+
+    def still(self):
+        """A still picture of the panel as it is now (HTML, no buttons): shown beside the live
+        panel, it keeps the moment the text talks about after the live one has moved on."""
+        from IPython.display import HTML
+        return HTML(f"<div style='opacity:0.9'><i>Still picture, at {self.engine.cycles - self.start_cycles} "
+                    f"cycles:</i>{self.html.value}</div>")
 
     def _ipython_display_(self):
         from IPython.display import display
