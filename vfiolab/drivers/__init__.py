@@ -39,7 +39,8 @@ def probe_all(device, drivers=None):
     """The first driver (class) whose probe() accepts `device`, instantiated, or None."""
     from .edu import EduDriver
     from .pl330 import PL330Driver
-    for cls in drivers or (PL330Driver, EduDriver):
+    from .xgmac import XgmacDriver
+    for cls in drivers or (PL330Driver, EduDriver, XgmacDriver):
         driver = cls(device)
         if driver.probe():
             return driver
