@@ -87,3 +87,64 @@ def test_a_held_panel_watches_a_copy_the_driver_started():
                 driver.memcpy_start(0x20000, 0x30000, 0x1000)       # runs on its own again
                 driver.memcpy_wait()
                 driver.remove()
+
+
+def _widgets(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _widgets(child)
+
+
+def test_panel_status_comes_from_the_threads_not_from_the_last_run():
+    """A channel started after a run that ended idle is executing: the panel must not say idle."""
+    dma = PL330(memory_size=1 << 24, events=8)
+    program = memcpy_program(0x10000, 0x20000, 4096)
+    dma.mem_write(0x1000, program)
+    panel = PL330Panel(dma)
+    panel.start(0, 0x1000)
+    panel.run()
+    assert dma.idle and "idle: every thread is stopped or faulting" in panel.html.value
+    panel.start(0, 0x1000)                  # executing, and nothing has run it yet
+    assert dma.idle and dma.thread(0).state_name == "executing"
+    assert "has work left" in panel.html.value and "idle" not in panel.html.value
+    waiter = PL330(memory_size=1 << 24, events=8)
+    waiter.mem_write(0x1000, bytes([0x36, 0x08, 0x00]))              # DMAWFE E1; DMAEND
+    wpanel = PL330Panel(waiter)
+    wpanel.start(0, 0x1000)
+    wpanel.run()                            # DMAWFE E1: waits for an event nobody sends
+    assert "waiting: 0 waits for an event or a peripheral" in wpanel.html.value
+
+
+def test_every_button_of_the_panel_has_a_tooltip():
+    import ipywidgets as w
+    panel = PL330Panel(PL330(memory_size=1 << 20))
+    buttons = [x for x in _widgets(panel.widget) if isinstance(x, (w.Button, w.ToggleButton))]
+    assert {b.description for b in buttons} == {"Step", "Play", "Run to end", "Reset"}
+    assert all(b.tooltip for b in buttons)
+    assert not any(isinstance(x, w.Play) for x in _widgets(panel.widget))   # its buttons have none
+    boxes = [x for x in _widgets(panel.widget) if isinstance(x, w.BoundedIntText)]
+    assert boxes and all(x.tooltip for x in boxes)
+
+
+def test_play_steps_until_nothing_is_left_and_still_keeps_the_moment():
+    import asyncio
+    dma = PL330(memory_size=1 << 24, events=8)
+    program = memcpy_program(0x10000, 0x20000, 4096)
+    dma.mem_write(0x1000, program)
+    panel = PL330Panel(dma, step_cycles=100)
+    panel.start(0, 0x1000)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        panel.play.value = True             # one Step now, the next ones on the event loop
+        assert dma.cycles == 100 and panel.play.icon == "pause"
+        still = panel.still()
+        loop.run_until_complete(asyncio.sleep(0.2))
+        assert dma.cycles == 200
+        while panel.play.value:
+            loop.run_until_complete(asyncio.sleep(0.16))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    assert dma.thread(0).state_name == "stopped" and panel.play.icon == "play"
+    assert "Still picture, at 100 cycles" in still.data and "0x00001" in still.data

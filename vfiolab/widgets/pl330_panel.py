@@ -49,8 +49,8 @@ class PL330Panel:
         self.start_cycles = engine.cycles
         self.html = w.HTML()
         self.cycles = w.BoundedIntText(value=step_cycles, min=1, max=1_000_000, description="cycles",
-                                       description_tooltip="how many cycles Step (and each Play "
-                                                           "tick) runs the engine",
+                                       tooltip="how many cycles Step (and each Play "
+                                               "tick) runs the engine",
                                        layout=w.Layout(width="170px"))
         self.step_button = w.Button(description="Step", tooltip="run the engine this many cycles",
                                     icon="step-forward", layout=w.Layout(width="90px"))
