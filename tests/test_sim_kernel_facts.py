@@ -157,3 +157,19 @@ def test_a_stream_id_above_16_bits_is_cut_as_arm_smmu_of_xlate_does():
     };"""))
     a, b = topo.device("platform", "10000000.a"), topo.device("platform", "10001000.b")
     assert a.stream == b.stream == 0x8 and a.group is b.group
+
+
+# --- group viability ------------------------------------------------------------------------------
+def test_viability_counts_drivers_that_claim_dma_not_non_vfio_drivers():
+    """iommu_group_dma_owner_claimed: a driver_managed_dma driver (pci-stub on Linux) leaves the
+    group viable although it is no VFIO driver; a host driver that uses the DMA API does not."""
+    from vfiolab.vfio import Container, Group
+    board = vfiolab.open_board("sim")
+    plat.bind_to_vfio(board, "1c090000.serial")
+    with Group(board, 2) as group:
+        assert not group.viable                              # pl061_gpio uses the DMA API
+    board.drivers.driver("amba", "pl061_gpio").driver_managed_dma = True   # as pci-stub declares
+    with Group(board, 2) as group, Container(board) as container:
+        assert group.viable
+        group.set_container(container)                       # and the kernel lets VFIO take it
+        group.unset_container()

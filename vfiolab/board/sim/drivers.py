@@ -34,6 +34,11 @@ class Driver:
         self.compatibles = list(compatibles)
         self.pci_ids = list(pci_ids)                     # static ID table: (vendor, first, last device)
         self.amba_ids = list(amba_ids)                   # struct amba_id table: (id, mask)
+        # struct device_driver.driver_managed_dma: the driver takes DMA ownership itself (the VFIO
+        # drivers; pci-stub too on Linux), so really_probe skips iommu_device_use_default_domain for
+        # it. A group is viable while every device in it is unbound or bound to such a driver
+        # (iommu_group_dma_owner_claimed counts the others). No host driver of the sim sets it.
+        self.driver_managed_dma = self.is_vfio
         self.suppress_bind_attrs = suppress_bind_attrs   # no bind/unbind files (e.g. arm-smmu)
         self.module = module or name.replace("-", "_")
         self.dynamic_ids = []                            # PCI new_id entries (vendor, device)

@@ -66,7 +66,7 @@ class Container(File):
         iommu_group = group.iommu_group
         if iommu_group.user_owner is not None:
             raise kernel_error(errno.EPERM, "iommu_group_claim_dma_owner: already owned")
-        kernel_users = [d.name for d in iommu_group.devices if d.driver is not None and not d.driver.is_vfio]
+        kernel_users = [d.name for d in iommu_group.devices if d.driver is not None and not d.driver.driver_managed_dma]
         if kernel_users:
             raise kernel_error(errno.EPERM, "iommu_group_claim_dma_owner: the group is not viable, "
                                f"{', '.join(kernel_users)} still bound to host drivers")

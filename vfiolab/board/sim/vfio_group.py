@@ -33,7 +33,8 @@ class VfioGroup:
         return self.iommu_group.id
 
     def viable(self):
-        return not any(d.driver is not None and not d.driver.is_vfio for d in self.iommu_group.devices)
+        """!iommu_group_dma_owner_claimed: no device bound to a driver that claims the DMA API."""
+        return not any(d.driver is not None and not d.driver.driver_managed_dma for d in self.iommu_group.devices)
 
     def open(self, flags):
         """vfio_group_fops_open."""
