@@ -233,6 +233,30 @@ def _compare_identification(qemu_its):
                 (cpu, hex(off))
 
 
+def test_translater_access_sizes_agree_with_qemu():
+    """16- and 32-bit writes translate, 8-bit ones do not, a 64-bit one is its low word."""
+    with QTest(QEMU, ["-M", "virt,gic-version=3,its=on", "-m", "256M", "-smp", str(CPUS)]) as q:
+        theirs, ours = QemuITS(q), OurITS()
+        results = []
+        for its in (theirs, ours):
+            boot(its)
+            its.mem_write(QUEUE, its_command("MAPC", icid=0, rdbase=0, valid=1)
+                          + its_command("MAPD", device_id=0, size=4, itt=ITTS[0], valid=1)
+                          + b"".join(its_command("MAPTI", device_id=0, event_id=e, intid=8192 + e,
+                                                 icid=0) for e in range(4)))
+            its.writeq(GITS_CWRITER, 6 * 32)
+            seen = []
+            for size, event in ((1, 0), (2, 1), (4, 2), (8, 3 | 1 << 32)):
+                if its is theirs:
+                    q.command(f"write{ {1: 'b', 2: 'w', 4: 'l', 8: 'q'}[size]} "
+                              f"0x{ITS_BASE + GITS_TRANSLATER:x} 0x{event:x}")
+                else:
+                    its.write(GITS_TRANSLATER, event, size)
+                seen.append(its.mem_read(PEND + 1024, 1)[0])
+            results.append(seen)
+        assert results[0] == results[1] == [0, 0b10, 0b110, 0b1110]
+
+
 def test_qemu_differences(qemu_its):
     """Each listed difference is still exactly that (a fixed QEMU, or a change of ours, shows)."""
     assert set(QEMU_DIFFERENCES) == {"res0_bits", "creadr_writable", "indirect", "mapd_unmap_size"}

@@ -609,12 +609,14 @@ static uint64_t merge(uint64_t old, uint64_t offset, uint64_t value, unsigned si
 
 void vfl_its_write(struct vfl_its *its, uint64_t offset, uint64_t value, unsigned size)
 {
-    if ((size != 4 && size != 8) || offset % size || offset >= VFL_ITS_FRAME_SIZE)
-        return;
-    if (offset == VFL_ITS_TRANSLATER && size == 4) {
-        vfl_its_translate(its, 0, (uint32_t)value);   /* a CPU write: no requester ID */
+    /* GITS_TRANSLATER takes 16- and 32-bit writes; a 64-bit one is, as in QEMU, two 32-bit
+     * writes of which the low one is the EventID. A CPU write has no requester ID: DeviceID 0. */
+    if (offset == VFL_ITS_TRANSLATER && (size == 2 || size == 4 || size == 8)) {
+        vfl_its_translate(its, 0, (uint32_t)(size == 2 ? value & 0xFFFF : value));
         return;
     }
+    if ((size != 4 && size != 8) || offset % size || offset >= VFL_ITS_FRAME_SIZE)
+        return;
     uint64_t reg = offset & ~7ull;
     int enabled = its->ctlr & 1;
     if (reg == GITS_CTLR && !(offset & 4)) {

@@ -21,7 +21,8 @@
  * Translation: a write of EventID to GITS_TRANSLATER arrives with the DeviceID the bus gives the
  * writer (its PCI requester ID through msi-map). DeviceID -> DTE -> ITT[EventID] -> (pINTID, ICID)
  * -> CTE -> redistributor. A device reaches only the events in its own ITT: MSI isolation.
- * A CPU's write through vfl_its_write() has no DeviceID: it is DeviceID 0, as in QEMU.
+ * A CPU's write through vfl_its_write() has no DeviceID: it is DeviceID 0, as in QEMU. TRANSLATER
+ * takes 16- and 32-bit writes (and a 64-bit one as QEMU splits it: the low word).
  *
  * Errors (the architecture lets an ITS either stall or ignore a bad command; we choose what QEMU
  * 7.2 does, see hw/intc/arm_gicv3_its.c's ItsCmdResult): a command whose parameters are wrong is
