@@ -52,6 +52,16 @@ def test_every_cell_run_twice_says_what_it_said_once(monkeypatch):
             'board.sysfs_write("/sys/bus/amba/drivers/dma-pl330/unbind", "1c090000.serial")')
         nb.cells.append(probe)
         client.execute_cell(probe, len(nb.cells) - 1)
+        # A bad argument to a board call: one line too; an error of the cell's own: the usual traceback.
+        bad, own = (nbformat.v4.new_code_cell(code) for code in (
+            'board.sysfs_write(f"{base}/driver_override", 42)', 'int("not a number")'))
+        for cell in (bad, own):
+            nb.cells.append(cell)
+            client.execute_cell(cell, len(nb.cells) - 1)
+    bad_error, own_error = (next(o for o in c.outputs if o.output_type == "error") for c in (bad, own))
+    assert bad_error.ename == "TypeError" and len(bad_error.traceback) == 1
+    assert "check their types" in bad_error.traceback[0]
+    assert own_error.ename == "ValueError" and len(own_error.traceback) > 1
     error = next(o for o in probe.outputs if o.output_type == "error")
     assert error.ename == "OSError" and "No such device" in error.evalue
     assert len(error.traceback) == 1, error.traceback

@@ -13,6 +13,8 @@ BOARD_CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "board") +
 PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 START_OVER = ("The board is not in the state this cell expects (a cell run twice or out of order?): "
               "Run > Restart Kernel and Run up to Selected Cell starts over")
+BAD_ARGUMENT = "The board refused this call's arguments: check their types and values against its docstring"
+SHOWN = (OSError, TypeError, ValueError, LookupError)
 
 
 def install(shell=None):
@@ -24,17 +26,18 @@ def install(shell=None):
             return
         shell = get_ipython()
     if shell is not None:
-        shell.set_custom_exc((OSError,), _show)
+        shell.set_custom_exc(SHOWN, _show)
 
 
 def one_line(value, tb):
     """The line a board error shows as, or None when the error did not come from a board."""
     frames = traceback.extract_tb(tb)
-    if not any(f.filename.startswith(BOARD_CODE) for f in frames):
-        return None
+    if not frames or not frames[-1].filename.startswith(BOARD_CODE):
+        return None          # raised elsewhere (the learner's own code, a library): the usual traceback
     caller = next((f for f in reversed(frames) if not f.filename.startswith(PACKAGE)), None)
     where = f" (in `{caller.line.strip()}`)" if caller is not None and caller.line else ""
-    return f"{type(value).__name__}: {value}{where}. {START_OVER}"
+    hint = START_OVER if isinstance(value, OSError) else BAD_ARGUMENT
+    return f"{type(value).__name__}: {value}{where}. {hint}"
 
 
 def _show(shell, etype, value, tb, tb_offset=None):
