@@ -36,6 +36,13 @@ QEMU_DIFFERENCES = {
                        "ours ignores the write",
     "indirect": "QEMU 7.2 implements two-level device/collection tables (GITS_BASER.Indirect); "
                 "ours are flat only, Indirect is RAZ/WI (allowed by the architecture)",
+    "unassigned_reads": "QEMU 7.2 reads commands from an address where nothing is (outside RAM) as "
+                        "zeros and runs them (opcode 0: ignored); ours takes the bus error as a memory "
+                        "fault and stalls the queue, as it does for a table write there (which QEMU "
+                        "stalls on too)",
+    "lpi_tables_locked": "GICR_PROPBASER/PENDBASER written while GICR_CTLR.EnableLPIs is 1 "
+                         "(UNPREDICTABLE in the architecture): QEMU 7.2 takes the new value; ours "
+                         "ignores the write and keeps the tables in use, the other allowed outcome",
     "mapd_unmap_size": "MAPD with V=0 and Size > GITS_TYPER.ID_bits: QEMU 7.2 ignores the command "
                        "(the device stays mapped); the architecture checks Size only when V=1 "
                        "(ITTSIZE_OOR), as KVM's vgic-its does, so ours unmaps the device",
@@ -233,6 +240,50 @@ def _compare_identification(qemu_its):
                 (cpu, hex(off))
 
 
+def test_its_random_register_writes_agree_with_qemu(qemu_its):
+    """Random 32- and 64-bit writes of the defined fields (RES0 bits and Indirect left 0: see
+    QEMU_DIFFERENCES) to CTLR, CBASER, CWRITER, BASER0..2 and the redistributors' LPI registers,
+    with the ITS and LPIs switched on and off between them: every register reads back the same."""
+    fields = {GITS_CTLR: 1, GITS_CBASER: 0xB8EFFFFFFFFFFCFF, GITS_CWRITER: 0xFFFE0,
+              GITS_BASER(0): 0xB8E0FFFFFFFFFFFF, GITS_BASER(1): 0xB8E0FFFFFFFFFFFF,
+              GITS_BASER(2): 0xB8E0FFFFFFFFFFFF}
+    gicr_fields = {GICR_CTLR: 1, GICR_PROPBASER: 0x70FFFFFFFFFFF9F, GICR_PENDBASER: 0x70FFFFFFFFF0F80}
+    rng = random.Random(7)
+    ours = OurITS()
+    for its in (ours, qemu_its):
+        boot(its)
+        its.writel(GITS_CTLR, 0)
+    for step in range(300):
+        if rng.random() < 0.7:
+            reg = rng.choice(list(fields))
+            value = rng.getrandbits(64) & fields[reg]
+            if reg in (GITS_CBASER, GITS_BASER(0), GITS_BASER(1)):
+                value = (value & ~0xFFFFFFFFFF000) | QUEUE    # keep tables and queue in RAM
+            half = rng.choice([None, 0, 4])
+            for its in (ours, qemu_its):
+                if half is None:
+                    its.writeq(reg, value)
+                else:
+                    its.writel(reg + half, value >> (8 * half) & 0xFFFFFFFF)
+        else:
+            cpu, reg = rng.randrange(CPUS), rng.choice(list(gicr_fields))
+            value = rng.getrandbits(64) & gicr_fields[reg]
+            if reg != GICR_CTLR:
+                value = (value & ~0xFFFFFFFFFF000) | PEND
+            for its in (ours, qemu_its):
+                if reg == GICR_CTLR:
+                    its.gicr_writel(cpu, reg, value)
+                else:       # tables change only with LPIs off (QEMU_DIFFERENCES["lpi_tables_locked"])
+                    its.gicr_writel(cpu, GICR_CTLR, 0)
+                    its.gicr_writeq(cpu, reg, value)
+        for reg in list(fields) + [GITS_CREADR]:
+            assert ours.readq(reg) == qemu_its.readq(reg), f"step {step}: {reg:#x}"
+        for cpu in range(CPUS):
+            for reg in gicr_fields:
+                assert ours.gicr_readq(cpu, reg) == qemu_its.gicr_readq(cpu, reg), (step, cpu, hex(reg))
+    boot(qemu_its)
+
+
 def test_translater_access_sizes_agree_with_qemu():
     """16- and 32-bit writes translate, 8-bit ones do not, a 64-bit one is its low word."""
     with QTest(QEMU, ["-M", "virt,gic-version=3,its=on", "-m", "256M", "-smp", str(CPUS)]) as q:
@@ -259,7 +310,8 @@ def test_translater_access_sizes_agree_with_qemu():
 
 def test_qemu_differences(qemu_its):
     """Each listed difference is still exactly that (a fixed QEMU, or a change of ours, shows)."""
-    assert set(QEMU_DIFFERENCES) == {"res0_bits", "creadr_writable", "indirect", "mapd_unmap_size"}
+    assert set(QEMU_DIFFERENCES) == {"res0_bits", "creadr_writable", "indirect", "mapd_unmap_size",
+                                     "unassigned_reads", "lpi_tables_locked"}
     ones = (1 << 64) - 1
     ours = OurITS()
     for its in (ours, qemu_its):
@@ -291,6 +343,20 @@ def test_qemu_differences(qemu_its):
         assert its.readq(GITS_CREADR) == 64
     assert qemu_its.mem_read(DT + 8, 8) == (0x9 | (ITTS[0] >> 8) << 6).to_bytes(8, "little")
     assert ours.mem_read(DT + 8, 8) == bytes(8)
+    # lpi_tables_locked
+    for its in (ours, qemu_its):
+        boot(its)                                   # LPIs on, PENDBASER = PEND
+        its.gicr_writeq(0, GICR_PENDBASER, PEND + 0x40000)
+    assert qemu_its.gicr_readq(0, GICR_PENDBASER) == PEND + 0x40000
+    assert ours.gicr_readq(0, GICR_PENDBASER) == PEND
+    # unassigned_reads
+    for its in (ours, qemu_its):
+        boot(its)
+        its.writel(GITS_CTLR, 0)
+        its.writeq(GITS_CBASER, 1 << 63 | OUTSIDE_RAM)
+        its.writel(GITS_CTLR, 1)
+        its.writeq(GITS_CWRITER, 64)
+    assert qemu_its.readq(GITS_CREADR) == 64 and ours.readq(GITS_CREADR) == 0 | 1
     boot(qemu_its)                     # leave QEMU's ITS as the random cases expect it
 
 

@@ -590,7 +590,8 @@ uint64_t vfl_its_read(struct vfl_its *its, uint64_t offset, unsigned size)
     }
     int known;
     uint64_t v = reg64(its, offset & ~7ull, &known);
-    if (!known)
+    /* GITS_CTLR and GITS_IIDR are 32-bit registers: a 64-bit access reads 0 (QEMU's too). */
+    if (!known || (size == 8 && offset == GITS_CTLR))
         return 0;
     if (size == 8)
         return v;
@@ -619,7 +620,7 @@ void vfl_its_write(struct vfl_its *its, uint64_t offset, uint64_t value, unsigne
         return;
     uint64_t reg = offset & ~7ull;
     int enabled = its->ctlr & 1;
-    if (reg == GITS_CTLR && !(offset & 4)) {
+    if (reg == GITS_CTLR && offset == GITS_CTLR && size == 4) {
         its->ctlr = (uint32_t)(value & 1);
         process_queue(its);                      /* enabling runs what is already queued */
     } else if (reg == GITS_CBASER && !enabled) {
@@ -647,6 +648,9 @@ uint64_t vfl_gicr_read(struct vfl_its *its, uint32_t cpu, uint64_t offset, unsig
         return 0;
     struct redist *rd = &its->rd[cpu];
     uint64_t v;
+    /* GICR_CTLR/IIDR and GICR_STATUSR/WAKER are 32-bit registers: 64-bit accesses read 0. */
+    if (size == 8 && (offset == GICR_CTLR || offset == (GICR_WAKER & ~7ull)))
+        return 0;
     switch (offset & ~7ull) {
     case GICR_CTLR:
         /* CES (bit 1): EnableLPIs can be cleared, as on QEMU. */
@@ -677,11 +681,12 @@ void vfl_gicr_write(struct vfl_its *its, uint32_t cpu, uint64_t offset, uint64_t
     struct redist *rd = &its->rd[cpu];
     switch (offset & ~7ull) {
     case GICR_CTLR:
-        if (!(offset & 4))
+        if (offset == GICR_CTLR && size == 4)
             rd->ctlr = (uint32_t)(value & 1);
         break;
     case GICR_PROPBASER:
-        /* Changing the tables with LPIs enabled is UNPREDICTABLE: keep them (as QEMU does). */
+        /* Changing the tables with LPIs enabled is UNPREDICTABLE: keep them (QEMU 7.2 takes the
+         * write; tests/test_gic_qemu.py lists it). */
         if (!(rd->ctlr & 1))
             rd->propbaser = merge(rd->propbaser, offset, value, size) & PROPBASER_MASK;
         break;
