@@ -143,6 +143,7 @@ def _run_isolated(job, prepared, limits, out, work, prints_path, hide, factory):
     with _lock:
         if _stopping.is_set():
             return {"status": "error", "notes": ["the grading run was interrupted"]}
+        started = time.time()
         process.start()
         _running.add(process)
     # The runner enforces the limits itself; this is the backstop if it cannot. (A notebook that
@@ -156,7 +157,13 @@ def _run_isolated(job, prepared, limits, out, work, prints_path, hide, factory):
         return {"status": "timeout", "notes": ["the grader's runner did not finish in time"]}
     try:
         with open(raw_path) as f:
-            return json.load(f)
+            run = json.load(f)
+        times = run.pop("runner", None)
+        if times:
+            run.setdefault("phases", {}).update({
+                "runner start": round(times["began"] - started, 3),
+                "runner exit": round(time.time() - times["ended"], 3)})
+        return run
     except (OSError, ValueError):
         try:
             with open(log, errors="replace") as f:
@@ -176,7 +183,8 @@ def _forkserver():
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
-        _context.set_forkserver_preload(["nbclient", "nbformat", "vfiolab.grading.runner"])
+        _context.set_forkserver_preload(["nbclient", "nbformat", "vfiolab.grading.runner",
+                                         "vfiolab.grading.grader"])
     return _context
 
 
