@@ -10,7 +10,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB = os.path.join(ROOT, "labs", "01-platform-bus")
 NOTEBOOK = os.path.join(LAB, "01-platform-bus.ipynb")
 # Demo cells that move the board one step: run again, they find the step done and say so instead.
-STEP_DONE = {"bind-step2": "step 2 is done"}
+STEP_DONE = {"bind-step2": "nothing to unbind"}
 
 
 def shown(cell):

@@ -1,0 +1,37 @@
+"""An exercise's heading promises points: "(N points: P from the public check below, H more hidden)".
+They must be what its checks give (public and hidden), and "more hidden" must appear exactly where
+hidden checks exist."""
+import os
+import re
+
+import nbformat
+import pytest
+
+from vfiolab.grading.lab import Lab
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Lab 02's headings are its owner's to bring to this form; add it here when they are.
+LABS = [os.path.join(ROOT, "labs", "01-platform-bus")]
+HEADING = re.compile(r"^##[^\n]*Exercise (\d+):[^\n]*\((\d+) points?(?:: (\d+) from the public "
+                     r"checks? below, (\d+) more hidden)?\)", re.M)
+
+
+@pytest.mark.parametrize("path", LABS, ids=os.path.basename)
+def test_headings_promise_what_the_checks_give(path):
+    lab = Lab(path)
+    checks, _ = lab.load(hidden=True)
+    nb = nbformat.read(os.path.join(lab.path, lab.notebook), as_version=4)
+    promised = {}
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for n, total, public, hidden in HEADING.findall(cell.source):
+                promised[f"ex{n}"] = (int(total), int(public or total), int(hidden or 0))
+    given = {}
+    for c in checks:
+        total, public, hidden = given.get(c.exercise, (0, 0, 0))
+        given[c.exercise] = (total + c.points, public + (0 if c.hidden else c.points),
+                             hidden + (c.points if c.hidden else 0))
+    assert promised == given, f"headings promise {promised}, the checks give {given}"
+    for exercise, (_, _, hidden) in given.items():
+        # "more hidden" in the heading exactly when hidden checks exist
+        assert (promised[exercise][2] > 0) == (hidden > 0), exercise
