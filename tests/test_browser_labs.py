@@ -111,7 +111,7 @@ def test_lab_in_the_browser(lab_notebook, notebook_page):
     for n, view in enumerate(views["inspector"]):
         device = learner.pick_in_inspector(nb, view)
         nb.shot(f"inspector-{n}-picked-{device}", view)
-    working = [v for v in views["pl330"] if "has work left" in v.inner_text()]
+    working = [v for v in views["pl330"] if "has work left" in v.text_content()]
     if views["pl330"]:
         assert working, f"{lab}: no PL330 panel has work left, so Step has nothing to show {where}"
         before, stepped, end = learner.step_and_run_pl330(nb, working[0], "pl330-stepped")

@@ -1,6 +1,7 @@
 """What the browser tests do as a learner: answer the exercises, touch each kind of widget, get
 one exercise wrong. Works on any lab: answers come from the lab's own (instructor's) notebook."""
 import re
+import time
 
 import nbformat
 
@@ -59,24 +60,35 @@ def pick_in_inspector(notebook, view):
     return device
 
 
+def panel_text(view):
+    return view.locator(".widget-html-content").first.text_content()
+
+
 def cycles_of(view):
-    match = re.search(r"(\d+) cycles", view.locator(".widget-html-content").first.inner_text())
+    """The panel's cycle count ("N cycles · engine ...": a title may hold "400 cycles" too)."""
+    match = re.search(r"(\d+) cycles \u00b7 engine", panel_text(view))
     return int(match.group(1)) if match else None
+
+
+def wait_until(page, condition, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what} within {timeout} s")
+        page.wait_for_timeout(100)
 
 
 def step_and_run_pl330(notebook, view, name):
     """Step, then Run to end, on a PL330 panel that has work left: the drawing must follow."""
     before = cycles_of(view)
     view.get_by_role("button", name="Step").click()
-    notebook.page.wait_for_function(
-        "([v, n]) => { const m = v.textContent.match(/(\\d+) cycles/); return m && +m[1] > n; }",
-        arg=[view.element_handle(), before], timeout=20_000)
+    wait_until(notebook.page, lambda: (cycles_of(view) or 0) > before,
+               f"the PL330 panel's cycle count did not grow from {before} after Step")
     stepped = cycles_of(view)
     notebook.shot(f"{name}-after-step", view)
     view.get_by_role("button", name="Run to end").click()
-    notebook.page.wait_for_function(
-        "v => v.textContent.includes('idle: nothing can make progress')",
-        arg=view.element_handle(), timeout=60_000)
+    wait_until(notebook.page, lambda: "has work left" not in panel_text(view),
+               "the PL330 panel still says 'has work left' after Run to end", timeout=60)
     notebook.shot(f"{name}-after-run-to-end", view)
     return before, stepped, cycles_of(view)
 

@@ -139,7 +139,9 @@ class NotebookPage:
         return self.nb
 
     def output_text(self, index):
-        return self.cell(index).locator(".jp-OutputArea").inner_text()
+        area = self.cell(index).locator(".jp-OutputArea")
+        area.scroll_into_view_if_needed()      # innerText of a cell the browser skips is empty
+        return area.inner_text()
 
     def shot(self, name, locator=None):
         """A screenshot (of one element, or the window) under the screenshot folder."""
