@@ -42,6 +42,8 @@ def run(args):
     except LabError as e:
         print(f"vfiolab grade: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the grader said what is recorded and how to go on
+        return 130
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for rec in sorted(graded + skipped, key=lambda r: (r["learner"], r["lab"])):

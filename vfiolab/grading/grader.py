@@ -189,6 +189,11 @@ def _forkserver():
 
 
 def _runner_main(job_path, log):
+    # The forkserver, our parent, ends with the grader: a grader killed outright (SIGKILL, a
+    # crash) takes its runners along, and their kernels follow them.
+    from .sandbox import PR_SET_PDEATHSIG, _libc
+    import signal
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
