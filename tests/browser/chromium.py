@@ -1,9 +1,9 @@
 """Debian's chromium, driven by Playwright for Python (never Playwright's own browser download,
 which this machine cannot reach).
 
-unavailable() says exactly why the browser tests cannot run here (Playwright missing, no chromium
-executable, or chromium failing to start); the tests skip with that reason. Set
-VFIOLAB_REQUIRE_BROWSER=1 (CI) to make it a failure instead.
+missing() says exactly why the browser tests cannot run here (Playwright missing, no chromium
+executable), launch() raises Unavailable when chromium fails to start; the tests skip with that
+reason. VFIOLAB_REQUIRE_BROWSER=1 (./bootstrap test sets it) makes it a failure instead.
 """
 import os
 import shutil
@@ -22,6 +22,8 @@ def executable():
 
 
 def required():
+    """Whether a browser that cannot run is a failure rather than a skip (./bootstrap test sets
+    it: it has just installed chromium and Playwright)."""
     return os.environ.get("VFIOLAB_REQUIRE_BROWSER", "") not in ("", "0")
 
 
@@ -31,8 +33,11 @@ def missing():
         import playwright.sync_api  # noqa: F401
     except ImportError as e:
         return f"Playwright for Python is not installed ({e}): pip install -e '.[test]' (./bootstrap test does)"
-    if not executable():
+    path = executable()
+    if not path:
         return "no chromium executable (apt-get install chromium; ./bootstrap test installs it)"
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        return f"VFIOLAB_CHROMIUM={path} is not an executable file"
     return None
 
 

@@ -34,14 +34,13 @@ def browser_session(root, scratch):
     server = JupyterLab(root, scratch)
     playwright = context = session = None
     try:
-        server.start()
-        RECORDED.update(server.record())
         playwright = sync_playwright().start()
         try:
             context = chromium.launch(playwright, os.path.join(scratch, "chromium-profile"))
         except PlaywrightError as e:
             raise chromium.Unavailable(f"chromium ({chromium.executable()}) did not start: "
                                        f"{str(e).strip().splitlines()[0]}") from e
+        server.start()
         session = Session(server, context, baseline)
         session.record()
         yield session
