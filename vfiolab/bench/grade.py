@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 
+from ..grading.defaults import default_jobs
+
 HELP = "grade N copies of each lab with vfiolab grade and with nbgrader autograde, side by side"
 
 
@@ -27,8 +29,8 @@ def add_arguments(parser):
     parser.add_argument("--lab", nargs="+", default=None, metavar="LAB",
                         help="lab folders whose solution is copied (default: every lab under "
                              "labs/ with a notebook, and tests/sample_lab/99-sample)")
-    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
-                        help="vfiolab grade's parallel notebooks (default: one per core)")
+    parser.add_argument("--jobs", "-j", type=int, default=default_jobs(),
+                        help="vfiolab grade's parallel notebooks (default: two per core)")
     parser.add_argument("--no-nbgrader", action="store_true", help="time vfiolab grade only")
 
 

@@ -2,9 +2,7 @@
 import os
 import sys
 
-from ..grading.grader import Limits, grade_class
-from ..grading.lab import LabError
-from ..grading.release import checkout_labs
+from ..grading.defaults import default_jobs
 
 HELP = ("grade SUBMISSIONS/<learner>/<lab>/<notebook>.ipynb: each notebook runs sandboxed with time "
         "limits, then public and hidden checks; writes a gradebook and feedback into --out")
@@ -17,8 +15,8 @@ def add_arguments(parser):
     parser.add_argument("--labs", nargs="+", metavar="LAB",
                         help="the instructor's lab folders, with hidden checks "
                              "(default: every lab under this checkout's labs/)")
-    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
-                        help="notebooks graded at once (default: one per core)")
+    parser.add_argument("--jobs", "-j", type=int, default=default_jobs(),
+                        help="notebooks graded at once (default: two per core)")
     parser.add_argument("--cell-timeout", type=float, default=60, metavar="S",
                         help="seconds a cell may run before it is interrupted (default 60)")
     parser.add_argument("--timeout", type=float, default=600, metavar="S",
@@ -28,6 +26,9 @@ def add_arguments(parser):
 
 
 def run(args):
+    from ..grading.grader import Limits, grade_class  # nbformat: seconds to import, so not for --help
+    from ..grading.lab import LabError
+    from ..grading.release import checkout_labs
     labs = args.labs or checkout_labs()
     if not labs:
         print("vfiolab grade: no lab with a notebook found; pass --labs LAB_FOLDER ...", file=sys.stderr)

@@ -22,6 +22,7 @@ import nbformat
 from . import gradebook
 from .checks import Result
 from .collector import library_roots, package_fingerprints
+from .defaults import default_jobs
 from .lab import HIDDEN_CHECKS, Lab
 from .notebook import changed_locked_cells
 from .observations import seen_from
@@ -306,7 +307,7 @@ def _grade_all(todo, prepared, limits, out, work, prints_path, hide, factory, jo
     _stopping.clear()
     if skipped:
         stream.write(f"{skipped} notebooks already graded (unchanged since): skipped\n")
-    pool = ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1)
+    pool = ThreadPoolExecutor(max_workers=jobs or default_jobs())
     rebuilt = time.monotonic()
     try:
         futures = [pool.submit(grade_one, job, prepared[job.lab], limits, out, work, prints_path,
