@@ -9,7 +9,6 @@ blocks, as a VMM's timer signal would).
     kvm_scenarios.ALL: every scenario, each f(board)
 """
 import errno
-import os
 import struct
 
 from vfiolab import guests
@@ -54,6 +53,15 @@ def readable(board, fd):
     return fd in board.poll([fd], 0)
 
 
+def signal(board, fd):
+    """Write 1 to a board eventfd (through the board: on the qemu board its twin is in the guest)."""
+    board.write(fd, struct.pack("<Q", 1))
+
+
+def count(board, fd):
+    return struct.unpack("<Q", board.read(fd, 8))[0]
+
+
 # --- scenarios ------------------------------------------------------------------------------------
 def kvm_api_and_capabilities(board):
     kvm = board.open("/dev/kvm")
@@ -71,95 +79,147 @@ def kvm_api_and_capabilities(board):
         board.close(kvm)
 
 
+class RawVm:
+    """A VM built step by step with raw ioctls (the scenarios below get each step wrong once)."""
+
+    def __init__(self, board):
+        self.board = board
+        self.kvm = board.open("/dev/kvm")
+        self.vm = board.ioctl(self.kvm, K.KVM_CREATE_VM, 0)
+        self.fds = [self.vm, self.kvm]
+        self.scratch = board.alloc(4096)
+        self.ram = board.alloc(0x10000)
+        self.vcpu = self.gic = None
+
+    def keep(self, fd):
+        self.fds.insert(0, fd)
+        return fd
+
+    def memslot(self):
+        region = K.kvm_userspace_memory_region(slot=0, guest_phys_addr=guests.BASE, memory_size=0x10000,
+                                               userspace_addr=self.ram.vaddr)
+        self.board.ioctl(self.vm, K.KVM_SET_USER_MEMORY_REGION, region)
+
+    def vcpu_init(self):
+        self.vcpu = self.keep(self.board.ioctl(self.vm, K.KVM_CREATE_VCPU, 0))
+        init = K.kvm_vcpu_init()
+        self.board.ioctl(self.vm, K.KVM_ARM_PREFERRED_TARGET, init)
+        self.board.ioctl(self.vcpu, K.KVM_ARM_VCPU_INIT, init)
+        return init
+
+    def create_gic(self):
+        device = K.kvm_create_device(type=K.KVM_DEV_TYPE_ARM_VGIC_V3)
+        self.board.ioctl(self.vm, K.KVM_CREATE_DEVICE, device)
+        self.gic = self.keep(device.fd)
+
+    def attr(self, group, attr, payload=None):
+        return _attr(self.board, self.scratch, group, attr, payload)
+
+    def address(self, kind, value):
+        return self.attr(K.KVM_DEV_ARM_VGIC_GRP_ADDR, kind, struct.pack("<Q", value))
+
+    def close(self):
+        for fd in self.fds:
+            self.board.close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def kvm_setup_errnos(board):
     """Each step of a VM's set-up done out of order, with the errno the kernel picks."""
-    kvm = board.open("/dev/kvm")
-    vm = board.ioctl(kvm, K.KVM_CREATE_VM, 0)
-    scratch = board.alloc(4096)
-    ram = board.alloc(0x10000)
-    fds = [vm]
-    try:
-        region = K.kvm_userspace_memory_region(slot=0, guest_phys_addr=guests.BASE, memory_size=0x10000,
-                                               userspace_addr=ram.vaddr)
+    with RawVm(board) as v:
         unaligned = K.kvm_userspace_memory_region(slot=1, guest_phys_addr=guests.BASE + 0x800,
-                                                  memory_size=0x1000, userspace_addr=ram.vaddr)
-        expect_errno(errno.EINVAL, board.ioctl, vm, K.KVM_SET_USER_MEMORY_REGION, unaligned)
-        board.ioctl(vm, K.KVM_SET_USER_MEMORY_REGION, region)
+                                                  memory_size=0x1000, userspace_addr=v.ram.vaddr)
+        expect_errno(errno.EINVAL, board.ioctl, v.vm, K.KVM_SET_USER_MEMORY_REGION, unaligned)
+        v.memslot()
         overlap = K.kvm_userspace_memory_region(slot=1, guest_phys_addr=guests.BASE + 0x1000,
-                                                memory_size=0x1000, userspace_addr=ram.vaddr)
-        expect_errno(errno.EEXIST, board.ioctl, vm, K.KVM_SET_USER_MEMORY_REGION, overlap)  # overlap
+                                                memory_size=0x1000, userspace_addr=v.ram.vaddr)
+        expect_errno(errno.EEXIST, board.ioctl, v.vm, K.KVM_SET_USER_MEMORY_REGION, overlap)
         empty = K.kvm_userspace_memory_region(slot=2, memory_size=0)
-        expect_errno(errno.EINVAL, board.ioctl, vm, K.KVM_SET_USER_MEMORY_REGION, empty)    # nothing to delete
+        expect_errno(errno.EINVAL, board.ioctl, v.vm, K.KVM_SET_USER_MEMORY_REGION, empty)  # nothing to delete
 
-        vcpu = board.ioctl(vm, K.KVM_CREATE_VCPU, 0)
-        fds.append(vcpu)
-        one_reg = K.kvm_one_reg(id=K.REG_PC, addr=scratch.vaddr)
+        vcpu = v.keep(board.ioctl(v.vm, K.KVM_CREATE_VCPU, 0))
+        one_reg = K.kvm_one_reg(id=K.REG_PC, addr=v.scratch.vaddr)
         expect_errno(errno.ENOEXEC, board.ioctl, vcpu, K.KVM_GET_ONE_REG, one_reg)   # not initialised
         expect_errno(errno.ENOEXEC, board.ioctl, vcpu, K.KVM_RUN, 0)
         init = K.kvm_vcpu_init()
-        board.ioctl(vm, K.KVM_ARM_PREFERRED_TARGET, init)
+        board.ioctl(v.vm, K.KVM_ARM_PREFERRED_TARGET, init)
         wrong = K.kvm_vcpu_init(target=init.target + 1)
         expect_errno(errno.EINVAL, board.ioctl, vcpu, K.KVM_ARM_VCPU_INIT, wrong)    # kvm_vcpu_set_target
         unknown = K.kvm_vcpu_init(target=init.target)
         unknown.features[0] = 1 << 9
         expect_errno(errno.ENOENT, board.ioctl, vcpu, K.KVM_ARM_VCPU_INIT, unknown)  # unknown feature
         board.ioctl(vcpu, K.KVM_ARM_VCPU_INIT, init)
-        scratch[0:8] = struct.pack("<Q", 0x3C0 | 0x9)                                # EL2h
-        pstate = K.kvm_one_reg(id=K.REG_PSTATE, addr=scratch.vaddr)
+        v.scratch[0:8] = struct.pack("<Q", 0x3C0 | 0x9)                              # EL2h
+        pstate = K.kvm_one_reg(id=K.REG_PSTATE, addr=v.scratch.vaddr)
         expect_errno(errno.EINVAL, board.ioctl, vcpu, K.KVM_SET_ONE_REG, pstate)     # set_core_reg
         board.ioctl(vcpu, K.KVM_GET_ONE_REG, pstate)
-        assert struct.unpack("<Q", scratch[0:8])[0] == 0x3C5                          # kvm_reset_vcpu
+        assert struct.unpack("<Q", v.scratch[0:8])[0] == 0x3C5                        # kvm_reset_vcpu
 
-        efd = board.eventfd()
-        fds.append(efd)
+        efd = v.keep(board.eventfd())
         irqfd = K.kvm_irqfd(fd=efd, gsi=0)
-        expect_errno(errno.EAGAIN, board.ioctl, vm, K.KVM_IRQFD, irqfd)   # kvm_arch_intc_initialized
+        expect_errno(errno.EAGAIN, board.ioctl, v.vm, K.KVM_IRQFD, irqfd)  # kvm_arch_intc_initialized
         spi = K.kvm_irq_level(irq=K.irq_line(K.KVM_ARM_IRQ_TYPE_SPI, 32), level=1)
-        expect_errno(errno.ENXIO, board.ioctl, vm, K.KVM_IRQ_LINE, spi)   # no in-kernel irqchip
+        expect_errno(errno.ENXIO, board.ioctl, v.vm, K.KVM_IRQ_LINE, spi)  # no in-kernel irqchip
 
-        device = K.kvm_create_device(type=K.KVM_DEV_TYPE_ARM_VGIC_V3)
-        board.ioctl(vm, K.KVM_CREATE_DEVICE, device)
-        gic = device.fd
-        fds.append(gic)
-        expect_errno(errno.EEXIST, board.ioctl, vm, K.KVM_CREATE_DEVICE, K.kvm_create_device(type=7))
-        expect_errno(errno.EBUSY, board.ioctl, vm, K.KVM_IRQ_LINE, spi)   # vgic_lazy_init: v3 needs INIT
-        dist = _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_ADDR, K.KVM_VGIC_V3_ADDR_TYPE_DIST,
-                     struct.pack("<Q", guests.GICD + 0x1000))
-        expect_errno(errno.EINVAL, board.ioctl, gic, K.KVM_SET_DEVICE_ATTR, dist)    # vgic_check_iorange
-        dist = _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_ADDR, K.KVM_VGIC_V3_ADDR_TYPE_DIST,
-                     struct.pack("<Q", guests.GICD))
-        board.ioctl(gic, K.KVM_SET_DEVICE_ATTR, dist)
-        expect_errno(errno.EEXIST, board.ioctl, gic, K.KVM_SET_DEVICE_ATTR, dist)    # set once
-        odd = _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_ADDR, 9, struct.pack("<Q", 0))
-        expect_errno(errno.ENXIO, board.ioctl, gic, K.KVM_SET_DEVICE_ATTR, odd)      # -ENODEV -> -ENXIO
-        expect_errno(errno.ENXIO, board.ioctl, vcpu, K.KVM_RUN, 0)        # no redistributor address
-        redist = _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_ADDR, K.KVM_VGIC_V3_ADDR_TYPE_REDIST,
-                       struct.pack("<Q", guests.REDIST))
-        board.ioctl(gic, K.KVM_SET_DEVICE_ATTR, redist)
-        regs = _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_DIST_REGS, K.vgic_v3_attr(0), b"\0" * 4)
-        expect_errno(errno.EBUSY, board.ioctl, gic, K.KVM_GET_DEVICE_ATTR, regs)     # not initialised
-        expect_errno(errno.EBUSY, board.ioctl, vcpu, K.KVM_RUN, 0)        # vgic_v3_map_resources
-        board.ioctl(gic, K.KVM_SET_DEVICE_ATTR, _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_CTRL,
-                                                      K.KVM_DEV_ARM_VGIC_CTRL_INIT))
-        expect_errno(errno.EBUSY, board.ioctl, vm, K.KVM_CREATE_VCPU, 1)  # kvm_arch_vcpu_precreate
-        nowhere = _attr(board, scratch, K.KVM_DEV_ARM_VGIC_GRP_DIST_REGS, K.vgic_v3_attr(0x14))
-        expect_errno(errno.ENXIO, board.ioctl, gic, K.KVM_GET_DEVICE_ATTR, nowhere)  # no register there
+        v.create_gic()
+        expect_errno(errno.EEXIST, board.ioctl, v.vm, K.KVM_CREATE_DEVICE, K.kvm_create_device(type=7))
+        expect_errno(errno.EBUSY, board.ioctl, v.vm, K.KVM_IRQ_LINE, spi)  # vgic_lazy_init: v3 needs INIT
+        expect_errno(errno.EINVAL, board.ioctl, v.gic, K.KVM_SET_DEVICE_ATTR,
+                     v.address(K.KVM_VGIC_V3_ADDR_TYPE_DIST, guests.GICD + 0x1000))  # vgic_check_iorange
+        dist = v.address(K.KVM_VGIC_V3_ADDR_TYPE_DIST, guests.GICD)
+        board.ioctl(v.gic, K.KVM_SET_DEVICE_ATTR, dist)
+        expect_errno(errno.EEXIST, board.ioctl, v.gic, K.KVM_SET_DEVICE_ATTR, dist)  # set once
+        expect_errno(errno.ENXIO, board.ioctl, v.gic, K.KVM_SET_DEVICE_ATTR,
+                     v.address(9, 0))                                                # -ENODEV -> -ENXIO
+        # The first KVM_RUN maps the vGIC: no redistributor address is ENXIO, and kvm_vm_dead():
+        # from then on every ioctl of this VM, its vCPUs and its devices is EIO.
+        expect_errno(errno.ENXIO, board.ioctl, vcpu, K.KVM_RUN, 0)
+        expect_errno(errno.EIO, board.ioctl, v.gic, K.KVM_SET_DEVICE_ATTR,
+                     v.address(K.KVM_VGIC_V3_ADDR_TYPE_REDIST, guests.REDIST))
+        expect_errno(errno.EIO, board.ioctl, vcpu, K.KVM_GET_ONE_REG, pstate)
+        expect_errno(errno.EIO, board.ioctl, v.vm, K.KVM_IRQ_LINE, spi)
 
-        expect_errno(errno.EINVAL, board.ioctl, vm, K.KVM_IRQFD, K.kvm_irqfd(fd=efd, gsi=0, flags=4))
-        expect_errno(errno.EBADF, board.ioctl, vm, K.KVM_IRQFD, K.kvm_irqfd(fd=2**31 - 1, gsi=0))
-        expect_errno(errno.EINVAL, board.ioctl, vm, K.KVM_IRQFD, K.kvm_irqfd(fd=vm, gsi=0))  # not an eventfd
-        board.ioctl(vm, K.KVM_IRQFD, irqfd)
-        expect_errno(errno.EBUSY, board.ioctl, vm, K.KVM_IRQFD, K.kvm_irqfd(fd=efd, gsi=1))  # fd in use
-        board.ioctl(vm, K.KVM_IRQFD, K.kvm_irqfd(fd=efd, gsi=0, flags=K.KVM_IRQFD_FLAG_DEASSIGN))
-        board.ioctl(vm, K.KVM_IRQFD, K.kvm_irqfd(fd=efd, gsi=0, flags=K.KVM_IRQFD_FLAG_DEASSIGN))  # 0 again
+    with RawVm(board) as v:                          # addresses set, CTRL_INIT forgotten
+        v.memslot()
+        v.vcpu_init()
+        v.create_gic()
+        board.ioctl(v.gic, K.KVM_SET_DEVICE_ATTR, v.address(K.KVM_VGIC_V3_ADDR_TYPE_DIST, guests.GICD))
+        board.ioctl(v.gic, K.KVM_SET_DEVICE_ATTR, v.address(K.KVM_VGIC_V3_ADDR_TYPE_REDIST, guests.REDIST))
+        regs = v.attr(K.KVM_DEV_ARM_VGIC_GRP_DIST_REGS, K.vgic_v3_attr(0), b"\0" * 4)
+        expect_errno(errno.EBUSY, board.ioctl, v.gic, K.KVM_GET_DEVICE_ATTR, regs)   # not initialised
+        expect_errno(errno.EBUSY, board.ioctl, v.vcpu, K.KVM_RUN, 0)     # vgic_v3_map_resources
+        expect_errno(errno.EIO, board.ioctl, v.vcpu, K.KVM_RUN, 0)       # and the VM is dead
+
+    with RawVm(board) as v:                          # set up right: what is refused afterwards
+        v.memslot()
+        v.vcpu_init()
+        v.create_gic()
+        board.ioctl(v.gic, K.KVM_SET_DEVICE_ATTR, v.address(K.KVM_VGIC_V3_ADDR_TYPE_DIST, guests.GICD))
+        board.ioctl(v.gic, K.KVM_SET_DEVICE_ATTR, v.address(K.KVM_VGIC_V3_ADDR_TYPE_REDIST, guests.REDIST))
+        board.ioctl(v.gic, K.KVM_SET_DEVICE_ATTR, v.attr(K.KVM_DEV_ARM_VGIC_GRP_CTRL, K.KVM_DEV_ARM_VGIC_CTRL_INIT))
+        expect_errno(errno.EBUSY, board.ioctl, v.vm, K.KVM_CREATE_VCPU, 1)  # kvm_arch_vcpu_precreate
+        nowhere = v.attr(K.KVM_DEV_ARM_VGIC_GRP_DIST_REGS, K.vgic_v3_attr(0x14), struct.pack("<I", 7))
+        board.ioctl(v.gic, K.KVM_GET_DEVICE_ATTR, nowhere)          # no register there: reads 0
+        assert v.scratch[0:4] == bytes(4)
+        efd = v.keep(board.eventfd())
+        irqfd = K.kvm_irqfd(fd=efd, gsi=0)
+        expect_errno(errno.EINVAL, board.ioctl, v.vm, K.KVM_IRQFD, K.kvm_irqfd(fd=efd, gsi=0, flags=4))
+        expect_errno(errno.EBADF, board.ioctl, v.vm, K.KVM_IRQFD, K.kvm_irqfd(fd=2**31 - 1, gsi=0))
+        expect_errno(errno.EINVAL, board.ioctl, v.vm, K.KVM_IRQFD, K.kvm_irqfd(fd=v.vm, gsi=0))  # no eventfd
+        board.ioctl(v.vm, K.KVM_IRQFD, irqfd)
+        expect_errno(errno.EBUSY, board.ioctl, v.vm, K.KVM_IRQFD, K.kvm_irqfd(fd=efd, gsi=1))  # fd in use
+        deassign = K.kvm_irqfd(fd=efd, gsi=0, flags=K.KVM_IRQFD_FLAG_DEASSIGN)
+        board.ioctl(v.vm, K.KVM_IRQFD, deassign)
+        board.ioctl(v.vm, K.KVM_IRQFD, deassign)                           # nothing left: 0 again
         low = K.kvm_irq_level(irq=K.irq_line(K.KVM_ARM_IRQ_TYPE_SPI, 31), level=1)
-        expect_errno(errno.EINVAL, board.ioctl, vm, K.KVM_IRQ_LINE, low)  # not an SPI
+        expect_errno(errno.EINVAL, board.ioctl, v.vm, K.KVM_IRQ_LINE, low)   # not an SPI
         high = K.kvm_irq_level(irq=K.irq_line(K.KVM_ARM_IRQ_TYPE_SPI, 256), level=1)
-        expect_errno(errno.EINVAL, board.ioctl, vm, K.KVM_IRQ_LINE, high)  # past the 224 SPIs
-    finally:
-        for fd in reversed(fds):
-            board.close(fd)
-        board.close(kvm)
+        expect_errno(errno.EINVAL, board.ioctl, v.vm, K.KVM_IRQ_LINE, high)  # past the 224 SPIs
 
 
 def kvm_gsi_is_spi_minus_32(board):
@@ -193,19 +253,19 @@ def kvm_irqfd_resample_on_level_eoi(board):
         trigger, resample = board.eventfd(), board.eventfd()
         try:
             vmm.irqfd(trigger, 3, resamplefd=resample)
-            os.eventfd_write(trigger, 1)
+            signal(board, trigger)
             iar = vmm.run()
             assert (iar.addr, iar.data) == (REPORT, 35)
             assert not readable(board, resample)           # not before the guest's EOI
             eoi = vmm.run()
             assert (eoi.addr, eoi.data) == (REPORT + 4, 35)
             assert readable(board, resample)
-            assert os.eventfd_read(resample) == 1
+            assert count(board, resample) == 1
             assert not readable(board, trigger)            # KVM consumed the trigger's count
             nothing_pending(vmm)                           # the resampler lowered the line
-            os.eventfd_write(trigger, 1)
+            signal(board, trigger)
             take(vmm, 35)
-            assert os.eventfd_read(resample) == 1
+            assert count(board, resample) == 1
             vmm.irqfd(trigger, 3, deassign=True)
         finally:
             board.close(trigger)
@@ -217,7 +277,7 @@ def kvm_irqfd_edge_never_resamples(board):
         trigger, resample = board.eventfd(), board.eventfd()
         try:
             vmm.irqfd(trigger, 7, resamplefd=resample)
-            os.eventfd_write(trigger, 1)
+            signal(board, trigger)
             take(vmm, 39)
             nothing_pending(vmm)
             assert not readable(board, resample)           # EOI maintenance only for level SPIs
@@ -232,13 +292,13 @@ def kvm_irqfd_deassign_stops_injection(board):
         trigger = board.eventfd()
         try:
             vmm.irqfd(trigger, 2)
-            os.eventfd_write(trigger, 1)
+            signal(board, trigger)
             take(vmm, 34)
             vmm.irqfd(trigger, 2, deassign=True)
-            os.eventfd_write(trigger, 1)
+            signal(board, trigger)
             nothing_pending(vmm)
             assert readable(board, trigger)                # nobody consumes it now
-            assert os.eventfd_read(trigger) == 1
+            assert count(board, trigger) == 1
         finally:
             board.close(trigger)
 

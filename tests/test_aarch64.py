@@ -260,7 +260,8 @@ def test_distributor_registers_as_kvm_shows_them():
     gic = Vgic3(nr_spis=224)
     assert gic.dist_read(0x0) == 0x50                            # ARE_NS | DS, disabled
     assert gic.dist_read(0x4) == 0x480007                        # ITLinesNumber 7, IDbits 10
-    assert gic.dist_read(0x8) == 0x4B00343B and gic.redist_read(0x4) == 0x4B00343B
+    assert gic.dist_read(0x8) == 0x4B00343B and gic.redist_read(0x4) == 0x4B00043B   # as 6.1 answers
+    assert gic.dist_read(0x10) == 0xFFFFFFFF and gic.redist_read(0x0) == 0x6           # STATUSR, GICR_CTLR
     assert gic.dist_read(0xFFE8) == 0x3B and gic.redist_read(0x8, 8) == 0x10
     assert gic.dist_read(0xC08) == 0xAAAAAAAA                    # SPIs reset edge
     assert gic.redist_read(0x10000 + 0xC04) == 0                 # PPIs level

@@ -17,6 +17,10 @@
 #define CTLR_DS (1u << 6)
 /* GICD_IIDR / GICR_IIDR: implementer ARM (0x43b), revision 3 (KVM_VGIC_IMP_REV_3), product 'K'. */
 #define KVM_IIDR ((0x4bu << 24) | (3u << 12) | 0x43bu)
+/* GICR_IIDR has no revision field in KVM (0x4b00043b on the qemu board's 6.1). */
+#define KVM_GICR_IIDR ((0x4bu << 24) | 0x43bu)
+#define GICR_CTLR_CES (1u << 1)
+#define GICR_CTLR_IR (1u << 2)
 #define PIDR2_GICV3 0x3bu
 #define INTERRUPT_ID_BITS_SPIS 10u
 #define ICC_CTLR_A3V (1u << 15)
@@ -337,6 +341,8 @@ static uint64_t dist_access(struct vfl_vgic3 *gic, uint64_t offset, uint32_t len
         return ((gic->nr_irqs >> 5) - 1) | ((INTERRUPT_ID_BITS_SPIS - 1) << 19);
     case 0x0008:                                                        /* GICD_IIDR */
         return KVM_IIDR;
+    case 0x0010:                       /* GICD_STATUSR: read-as-ones in KVM (seen on the qemu board) */
+        return 0xFFFFFFFFu;
     case 0xFFE8:                                                        /* GICD_PIDR2 */
         return PIDR2_GICV3;
     }
@@ -366,12 +372,13 @@ static uint64_t redist_access(struct vfl_vgic3 *gic, uint64_t offset, uint32_t l
     if (len != 4 || offset % 4)
         return 0;
     switch (offset) {
-    case 0x0004: return KVM_IIDR;              /* GICR_IIDR */
+    case 0x0000: return GICR_CTLR_CES | GICR_CTLR_IR;   /* GICR_CTLR: no LPIs; revision 3's bits */
+    case 0x0004: return KVM_GICR_IIDR;         /* GICR_IIDR */
     case 0x0008: return 1u << 4;               /* GICR_TYPER, low half */
     case 0x000C: return 0;                     /* GICR_TYPER, high half: affinity 0 */
     case 0xFFE8: return PIDR2_GICV3;
     }
-    return 0;                                  /* CTLR (no LPIs), WAKER (RAZ/WI in KVM), ... */
+    return 0;                                  /* WAKER (RAZ/WI in KVM), ... */
 }
 
 uint64_t vfl_vgic3_redist_read(struct vfl_vgic3 *gic, uint64_t offset, uint32_t len)

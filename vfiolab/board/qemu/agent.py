@@ -10,6 +10,7 @@ import errno
 import mmap
 import os
 import select
+import signal
 import struct
 import sys
 
@@ -17,10 +18,16 @@ if __name__ == "__main__":
     sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else "/opt/vfiolab")
 
 from vfiolab.board.host import HostBoard  # noqa: E402
-from vfiolab.board.qemu import protocol  # noqa: E402
+from vfiolab.board.qemu import kmod, protocol  # noqa: E402
 
 PORT_NAME = "org.vfiolab.agent"
 PAGE = mmap.PAGESIZE
+# The guest has no kmod: modules load with finit_module and go with delete_module (arm64 numbers).
+SYS_DELETE_MODULE, SYS_FINIT_MODULE = 106, 273
+EXTRA_MODULES_TAG = "vfiolab-modules"      # 9p share of modules built for this kernel, if any
+EXTRA_MODULES_DIR = "/lib/modules/vfiolab-extra"
+KVM_RUN = 0xAE80          # _IO(KVMIO, 0x80): the agent must not import vfiolab.uapi_kvm's ctypes
+KVM_RUN_SLICE = 0.5       # seconds a KVM_RUN may block the agent
 
 
 def find_port(timeout=20):
@@ -85,11 +92,27 @@ class Agent:
         self.board.close(fd)
 
     def op_ioctl(self, fd, request, kind, payload):
+        if request == KVM_RUN:
+            return self.kvm_run(fd, payload), None
         if kind == "int":
             return self.board.ioctl(fd, request, payload), None
         buf = bytearray(payload)
         ret = self.board.ioctl(fd, request, buf if kind == "inout" else bytes(buf))
         return ret, bytes(buf) if kind == "inout" else None
+
+    def kvm_run(self, fd, arg):
+        """KVM_RUN for at most KVM_RUN_SLICE seconds: a guest waiting in WFI would block this
+        one-call-at-a-time agent for ever, so a timer signal interrupts it, as a VMM's would, and
+        the caller gets EINTR with kvm_run.exit_reason KVM_EXIT_INTR. Eventfds the run signalled
+        (resamplefds) are forwarded before the answer, so the host sees them when KVM_RUN returns."""
+        signal.signal(signal.SIGALRM, lambda *_: None)
+        signal.setitimer(signal.ITIMER_REAL, KVM_RUN_SLICE)
+        try:
+            return self.board.ioctl(fd, KVM_RUN, arg)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            for watched in list(self.watched):
+                self.forward_event(watched)
 
     def op_read(self, fd, n, offset):
         return self.board.read(fd, n, offset)
@@ -150,6 +173,56 @@ class Agent:
 
     def op_dmesg(self):
         return self.board.dmesg()
+
+    # --- kernel modules -----------------------------------------------------------------------
+    def _installed_modules(self):
+        """{name: path} of the image's modules, then the extra share's (which win: its vfio.ko is
+        the no-IOMMU one)."""
+        found = kmod.find_modules(f"/lib/modules/{os.uname().release}")
+        if not os.path.ismount(EXTRA_MODULES_DIR) and os.path.isdir("/sys/bus/virtio"):
+            os.makedirs(EXTRA_MODULES_DIR, exist_ok=True)
+            self.libc.mount(EXTRA_MODULES_TAG.encode(), EXTRA_MODULES_DIR.encode(), b"9p", 1,
+                            b"trans=virtio,version=9p2000.L")      # 1: MS_RDONLY; fails if absent
+        if os.path.ismount(EXTRA_MODULES_DIR):
+            found.update(kmod.find_modules(EXTRA_MODULES_DIR))
+        return found
+
+    def op_modprobe(self, name, params):
+        """modprobe: the module (by name or alias) after its dependencies; loaded ones stay."""
+        modules = self._installed_modules()
+        target = name.replace("-", "_")
+        if target not in modules:
+            target = next((m for m, path in modules.items()
+                           if name in kmod.modinfo(path).get("alias", "").split("\n")), None)
+        if target is None:
+            raise OSError(errno.ENOENT, f"modprobe: FATAL: Module {name} not found in directory "
+                          f"/lib/modules/{os.uname().release}")
+        loaded = set(self.board.modules())
+        for mod in kmod.load_order([target], modules):
+            if mod in loaded:
+                continue
+            fd = os.open(modules[mod], os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                args = params if mod == target else ""
+                if self.libc.syscall(SYS_FINIT_MODULE, fd, args.encode(), 0) != 0:
+                    e = ctypes.get_errno()
+                    raise OSError(e, f"modprobe: ERROR: could not insert '{mod}': {os.strerror(e)}")
+            finally:
+                os.close(fd)
+        return target
+
+    def op_rmmod(self, name):
+        name = name.replace("-", "_")
+        if self.libc.syscall(SYS_DELETE_MODULE, name.encode(), os.O_NONBLOCK) != 0:
+            e = ctypes.get_errno()
+            if e == errno.ENOENT:
+                raise OSError(e, f"rmmod: ERROR: Module {name} is not currently loaded")
+            if e in (errno.EWOULDBLOCK, errno.EBUSY):
+                raise OSError(errno.EBUSY, f"rmmod: ERROR: Module {name} is in use")
+            raise OSError(e, f"rmmod: ERROR: could not remove module {name}: {os.strerror(e)}")
+
+    def op_modules(self):
+        return self.board.modules()
 
     def op_poweroff(self):
         os.sync()

@@ -5,7 +5,12 @@ learner holds on this side behaves as on a host:
   - fds are numbers in *this* process: a guest file (container, group, device) is stood for by a
     placeholder fd here (an open /dev/null, so the number is unique and closing it is harmless);
     board calls translate it to the guest's fd, including inside ioctl arguments that carry fds
-    (VFIO_GROUP_SET_CONTAINER, VFIO_DEVICE_SET_IRQS with eventfds);
+    (VFIO_GROUP_SET_CONTAINER, VFIO_DEVICE_SET_IRQS and KVM_IRQFD with eventfds); the fds KVM
+    ioctls return (KVM_CREATE_VM, KVM_CREATE_VCPU, KVM_CREATE_DEVICE's fd field) get placeholders;
+  - KVM (virtualization=on, the default, starts the guest at EL2): KVM_RUN is bounded by the agent
+    to half a second, then returns EINTR (KVM_EXIT_INTR) as after a VMM's timer signal, so a guest
+    waiting in WFI does not hold the agent; user pointers in KVM structs (memory slots, ONE_REG,
+    device attributes) are guest addresses: use board.alloc() buffers (.vaddr);
   - eventfd() gives a real eventfd of this process; when the guest's twin fires (an MSI through the
     ITS, say) the agent reports it and this side signals the local one, so poll, select and asyncio
     wait on it directly; writing it writes the guest's twin (where the kernel may consume it, as
@@ -34,6 +39,7 @@ import time
 import weakref
 
 from ... import uapi
+from ... import uapi_kvm
 from ..mapping import RegisterWindow, ioctl_arg
 from . import image as guest_image
 from . import protocol, smmu_events
@@ -154,7 +160,7 @@ class QemuBoard:
     kind = "qemu"
 
     def __init__(self, gic="its", allow_unsafe_interrupts=False, *, memory_mib=512, cpus=1,
-                 timeout=CALL_TIMEOUT, quiet=False):
+                 timeout=CALL_TIMEOUT, quiet=False, virtualization=True, vfio_platform=False):
         # One board per Python process (per notebook kernel): re-running the cell that opens a
         # board replaces the old one instead of leaving a second QEMU running.
         for old in list(_live):
@@ -163,7 +169,8 @@ class QemuBoard:
                       "one runs per Python process")
             old.close()
         self.gic, self.allow_unsafe_interrupts, self.timeout = gic, allow_unsafe_interrupts, timeout
-        self._machine = Machine(gic, allow_unsafe_interrupts, memory_mib, cpus, _share_dir())
+        self._machine = Machine(gic, allow_unsafe_interrupts, memory_mib, cpus, _share_dir(),
+                                virtualization=virtualization)
         self._guest_fd = {}      # placeholder fd here -> fd in the guest
         self._eventfds = {}      # eventfd here -> its twin in the guest
         self._eventfd_of_guest = {}   # guest eventfd -> the fd here that it signals
@@ -179,6 +186,9 @@ class QemuBoard:
         self._reader = None
         self._death = os.eventfd(0, os.EFD_CLOEXEC)  # signalled when the agent's connection ends
         image = guest_image.ensure_image()
+        self.vfio_platform = bool(vfio_platform)
+        if self.vfio_platform:
+            self._add_vfio_platform()
         started = time.monotonic()
         self._machine.start(image)
         _live.add(self)
@@ -191,10 +201,49 @@ class QemuBoard:
         except BaseException:
             self.close()
             raise
+        if self.vfio_platform:
+            self._enable_noiommu(quiet)
         self.boot_seconds = time.monotonic() - started
         if not quiet:
             print(f"qemu board ready in {self.boot_seconds:.1f} s: Linux {self.guest['release']} "
                   f"(aarch64, GIC {gic}, SMMUv3, edu), Python {self.guest['python']} agent")
+
+    # --- vfio-platform (vfio_platform=True) and kernel modules -------------------------------
+    def _add_vfio_platform(self):
+        """Modules built for the guest kernel (vfio_platform_build.py) on a second 9p share, and
+        a calxeda,hb-xgmac node in the device tree (xgmac_dtb.py)."""
+        from . import vfio_platform_build, xgmac_dtb
+        built = vfio_platform_build.ensure_modules()
+        self._machine.extra_args += [
+            "-fsdev", f"local,id=mods,path={built.directory},security_model=none,readonly=on",
+            "-device", "virtio-9p-device,fsdev=mods,mount_tag=vfiolab-modules"]
+        self._machine.dtb_editor = xgmac_dtb.dtb_with_xgmac
+
+    def _enable_noiommu(self, quiet):
+        """Swap Debian's vfio.ko for the CONFIG_VFIO_NOIOMMU build (same symbol CRCs), loaded with
+        enable_unsafe_noiommu_mode=1: the xgmac node is behind no IOMMU."""
+        loaded = self.modules()
+        for name in ("vfio_pci", "vfio_pci_core", "vfio_iommu_type1", "vfio"):
+            if name in loaded:
+                self.rmmod(name)
+        self.modprobe("vfio", enable_unsafe_noiommu_mode=1)
+        self.modprobe("vfio_iommu_type1", allow_unsafe_interrupts=self.allow_unsafe_interrupts)
+        self.modprobe("vfio_pci")
+        if not quiet:
+            print("qemu board: VFIO in no-IOMMU mode for the xgmac node: such a device can DMA "
+                  "anywhere in guest memory (nothing is isolated), and using it taints the kernel")
+
+    def modprobe(self, name, **params):
+        """Load a module and its dependencies in the guest (finit_module, as insmod does)."""
+        args = " ".join(f"{k}={int(v) if isinstance(v, bool) else v}" for k, v in params.items())
+        return self._call("modprobe", str(name), args)
+
+    def rmmod(self, name):
+        self._call("rmmod", str(name))
+
+    def modules(self):
+        """{name: {"params", "refcount", "used_by"}} from the guest's /proc/modules."""
+        return self._call("modules")
 
     # --- wire ---------------------------------------------------------------------------------
     def _read_loop(self):
@@ -338,7 +387,13 @@ class QemuBoard:
 
     def _translate_fds_in(self, request, data):
         """Rewrite fds carried inside an ioctl argument (bytes of it) into the guest's numbers."""
-        if request == uapi.VFIO_GROUP_SET_CONTAINER and len(data) >= 4:
+        if request == uapi_kvm.KVM_IRQFD and len(data) >= 16:
+            # struct kvm_irqfd: fd at 0, resamplefd at 12 (read only with KVM_IRQFD_FLAG_RESAMPLE).
+            flags = int.from_bytes(data[8:12], "little")
+            for at in (0, 12) if flags & uapi_kvm.KVM_IRQFD_FLAG_RESAMPLE else (0,):
+                fd = int.from_bytes(data[at:at + 4], "little", signed=True)
+                data[at:at + 4] = self._eventfd_to_guest(fd).to_bytes(4, "little", signed=True)
+        elif request == uapi.VFIO_GROUP_SET_CONTAINER and len(data) >= 4:
             fd = int.from_bytes(data[:4], "little", signed=True)
             data[:4] = self._to_guest(fd).to_bytes(4, "little", signed=True)
         elif request == uapi.VFIO_DEVICE_SET_IRQS and len(data) >= 20:
@@ -389,8 +444,13 @@ class QemuBoard:
                 view[:n] = out[:n]
             else:
                 ret, _ = self._call("ioctl", guest_fd, request, "in", bytes(data))
-        if request == uapi.VFIO_GROUP_GET_DEVICE_FD:
+        if request in (uapi.VFIO_GROUP_GET_DEVICE_FD, uapi_kvm.KVM_CREATE_VM, uapi_kvm.KVM_CREATE_VCPU):
             return self._placeholder(ret)
+        if request == uapi_kvm.KVM_CREATE_DEVICE and not isinstance(passed, int) and passed[1] \
+                and not int.from_bytes(bytes(passed[0][8:12]), "little") & 1:   # not KVM_CREATE_DEVICE_TEST
+            view = passed[0]
+            guest = int.from_bytes(bytes(view[4:8]), "little")
+            view[4:8] = self._placeholder(guest).to_bytes(4, "little")
         return ret
 
     def read(self, fd, n, offset=None):

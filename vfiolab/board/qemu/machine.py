@@ -44,7 +44,7 @@ def _die_with_parent(parent_pid):
 
 class Machine:
     def __init__(self, gic="its", allow_unsafe_interrupts=False, memory_mib=512, cpus=1,
-                 share_dir=None, extra_args=()):
+                 share_dir=None, extra_args=(), virtualization=True):
         if gic not in GICS:
             raise ValueError(f"gic must be one of {', '.join(GICS)}, not {gic!r}")
         self.qemu = shutil.which("qemu-system-aarch64")
@@ -57,6 +57,9 @@ class Machine:
         self.cpus = cpus
         self.share_dir = share_dir
         self.extra_args = list(extra_args)
+        # virtualization=on starts the guest at EL2, so its kernel has KVM (/dev/kvm) for lab 03.
+        self.virtualization = virtualization
+        self.dtb_editor = None       # (command, rundir, pass_fds) -> a DTB path to boot with
         self.proc = None
         self.rundir = None
         self.ram_fd = None
@@ -83,7 +86,8 @@ class Machine:
             append += " vfiolab_unsafe=1"  # init passes allow_unsafe_interrupts=1 to vfio_iommu_type1
         return [
             self.qemu, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-M", f"virt,{GICS[self.gic]},iommu=smmuv3,memory-backend=ram",
+            "-M", f"virt,{GICS[self.gic]},iommu=smmuv3,memory-backend=ram"
+                  + (",virtualization=on" if self.virtualization else ""),
             "-cpu", "cortex-a57", "-smp", str(self.cpus), "-m", f"{self.memory >> 20}M",
             "-object", f"memory-backend-file,id=ram,size={self.memory >> 20}M,"
                        f"mem-path=/proc/self/fd/{self.ram_fd},share=on",
@@ -110,8 +114,11 @@ class Machine:
         os.ftruncate(self.ram_fd, self.memory)
         with open(os.path.join(self.rundir, "owner"), "w") as f:
             f.write(f"{os.getpid()}\n")
+        command = self.command(image)
+        if self.dtb_editor is not None:
+            command += ["-dtb", self.dtb_editor(command, self.rundir, (self.ram_fd,))]
         self.proc = subprocess.Popen(
-            self.command(image), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(self.rundir, "qemu.stderr"), "wb"),
             pass_fds=[self.ram_fd], start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
         with open(os.path.join(self.rundir, "qemu.pid"), "w") as f:

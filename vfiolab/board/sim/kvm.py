@@ -175,6 +175,7 @@ class VmFile(File):
         self.irqfds = []
         self.resamplers = {}         # gsi -> Resampler
         self.refs = 1                # the VM fd, each vCPU fd and each device fd
+        self.dead = None             # why kvm_vm_dead() was called (every ioctl is EIO then)
 
     # --- lifetime ---------------------------------------------------------------------------
     def get(self):
@@ -199,11 +200,17 @@ class VmFile(File):
     def vgic_initialized(self):
         return self.vgic is not None and self.vgic.initialized
 
+    def check_alive(self):
+        """kvm_vm_ioctl, kvm_vcpu_ioctl, kvm_device_ioctl: EIO once the VM is dead."""
+        if self.dead:
+            raise kernel_error(errno.EIO, f"this VM is dead ({self.dead}): make a new one")
+
     # --- ioctls -----------------------------------------------------------------------------
     def ioctl(self, request, arg):
         """kvm_vm_ioctl / kvm_arch_vm_ioctl."""
         from .kvm_vcpu import create_vcpu
         from .kvm_vgic import create_device
+        self.check_alive()
         if request == K.KVM_CREATE_VCPU:
             return create_vcpu(self, arg)
         if request == K.KVM_CHECK_EXTENSION:

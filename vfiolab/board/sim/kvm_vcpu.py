@@ -164,6 +164,7 @@ class VcpuFile(File):
 
     # --- ioctls -----------------------------------------------------------------------------
     def ioctl(self, request, arg):
+        self.vm.check_alive()
         if request == K.KVM_RUN:
             return self.run(arg)
         if request == K.KVM_ARM_VCPU_INIT:

@@ -6,9 +6,13 @@ model (vfiolab/csrc/vgic3.c).
                                    inside the IPA space (E2BIG); REDIST must not overlap DIST
     GRP_NR_IRQS                    u32: 64..1023, a multiple of 32 (EINVAL); before init (EBUSY)
     GRP_CTRL CTRL_INIT             vgic_init: 224 SPIs unless NR_IRQS said otherwise
+    (first KVM_RUN)                ENXIO without both addresses, EINVAL if they overlap, EBUSY
+                                   without CTRL_INIT; any of them kills the VM (kvm_vm_dead: EIO)
     GRP_DIST_REGS / REDIST_REGS    u32 at attr.addr, attr = mpidr << 32 | offset: registers as
-                                   QEMU saves and restores them (EBUSY before init, ENXIO for an
-                                   offset with no register)
+                                   QEMU saves and restores them (EBUSY before init); an offset with
+                                   no register reads 0 and ignores writes, as the qemu board's 6.1
+                                   answered for every offset probed (HAS_DEVICE_ATTR says ENXIO
+                                   for those, from the register table: not checked on a kernel)
 Other groups are ENXIO; other ioctls on the device fd are ENOTTY (the vGIC has no ioctl op).
 User accesses to the registers behave as the guest's (KVM has special uaccess for a few, e.g. the
 pending latch of level interrupts, which the sim does not separate).
@@ -83,6 +87,7 @@ class VgicV3Device(File):
         self.vm.put()
 
     def ioctl(self, request, arg):
+        self.vm.check_alive()
         handlers = {K.KVM_SET_DEVICE_ATTR: self.set_attr, K.KVM_GET_DEVICE_ATTR: self.get_attr,
                     K.KVM_HAS_DEVICE_ATTR: self.has_attr}
         if request not in handlers:
@@ -148,9 +153,18 @@ class VgicV3Device(File):
         return 0
 
     def map_resources(self):
-        """kvm_vgic_map_resources at a vCPU's first KVM_RUN (vgic_v3_map_resources)."""
+        """kvm_vgic_map_resources at a vCPU's first KVM_RUN (vgic_v3_map_resources). A failure
+        kills the VM (kvm_vm_dead): seen on the qemu board's 6.1 kernel, every later ioctl is EIO."""
         if self.ready:
             return
+        try:
+            self._check_resources()
+        except OSError as e:
+            self.vm.dead = f"its first KVM_RUN failed: {e.strerror}"
+            raise
+        self.ready = True
+
+    def _check_resources(self):
         if self.redist_base == ADDR_UNDEF:
             raise kernel_error(errno.ENXIO, "KVM_RUN: the vGIC's redistributor address is not set")
         if self.dist_base == ADDR_UNDEF:
@@ -161,7 +175,6 @@ class VgicV3Device(File):
         if not self.initialized:
             raise kernel_error(errno.EBUSY, "KVM_RUN: the vGICv3 must be initialised first "
                                "(KVM_DEV_ARM_VGIC_CTRL_INIT)")
-        self.ready = True
 
     # --- GET / HAS --------------------------------------------------------------------------
     def get_attr(self, group, attr, addr):
@@ -192,28 +205,33 @@ class VgicV3Device(File):
         if group == K.KVM_DEV_ARM_VGIC_GRP_CTRL and attr == K.KVM_DEV_ARM_VGIC_CTRL_INIT:
             return 0
         if group in (K.KVM_DEV_ARM_VGIC_GRP_DIST_REGS, K.KVM_DEV_ARM_VGIC_GRP_REDIST_REGS):
-            self._register_offset(group, attr)
+            self._register_offset(group, attr, known_only=True)
             return 0
         raise kernel_error(errno.ENXIO, f"the vGICv3 has no attribute group {group} / attr {attr:#x}")
 
     # --- register access (vgic_v3_attr_regs_access) ----------------------------------------
-    def _register_offset(self, group, attr):
+    def _register_offset(self, group, attr, known_only=False):
         mpidr = (attr & K.KVM_DEV_ARM_VGIC_V3_MPIDR_MASK) >> K.KVM_DEV_ARM_VGIC_V3_MPIDR_SHIFT
         offset = attr & K.KVM_DEV_ARM_VGIC_OFFSET_MASK
         if group == K.KVM_DEV_ARM_VGIC_GRP_REDIST_REGS and (mpidr != 0 or not self.vm.vcpus):
             raise kernel_error(errno.EINVAL, f"REDIST_REGS: no vCPU has MPIDR affinity {mpidr:#x}")
         ranges = DIST_RANGES if group == K.KVM_DEV_ARM_VGIC_GRP_DIST_REGS else REDIST_RANGES
-        if offset % 4 or not any(lo <= offset < hi for lo, hi in ranges):
+        if known_only and (offset % 4 or not any(lo <= offset < hi for lo, hi in ranges)):
             raise kernel_error(errno.ENXIO, f"no 32-bit register at offset {offset:#x}")
         return offset
 
     def regs_access(self, group, attr, addr, write):
         offset = self._register_offset(group, attr)
+        size = K.KVM_VGIC_V3_DIST_SIZE if group == K.KVM_DEV_ARM_VGIC_GRP_DIST_REGS else K.KVM_VGIC_V3_REDIST_SIZE
         board = self.vm.board
         value = struct.unpack("<I", copy_from_user(board, addr, 4, "vGIC register attr"))[0] if write else 0
         if not self.initialized:
             raise kernel_error(errno.EBUSY, "vGIC registers are reachable after CTRL_INIT")
         dist = group == K.KVM_DEV_ARM_VGIC_GRP_DIST_REGS
+        if offset % 4 or offset + 4 > size:          # no register: read as zero, writes ignored
+            if not write:
+                copy_to_user(board, addr, bytes(4), "vGIC register attr")
+            return 0
         if write:
             if dist and offset in DIST_READ_ONLY:
                 if value != self.gic.dist_read(offset):
