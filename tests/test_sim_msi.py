@@ -73,7 +73,7 @@ def test_proc_interrupts_is_formatted_as_linux_prints_it():
         edu = scenarios.EduMsi(b, scenarios.edu(b))
         lines = b.sysfs_read("/proc/interrupts").splitlines()
         assert "  3:          0       MSI 16384 Edge      vfio-msi[0](0000:00:01.0)" in lines
-        assert "  1:          0 GIC-0 106 Edge      arm-smmu-v3-evtq" in lines
+        assert "  1:          0     GICv2 106 Edge      arm-smmu-v3-evtq" in lines
         edu.close()
 
 

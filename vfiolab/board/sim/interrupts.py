@@ -66,8 +66,9 @@ class InterruptController:
         self._wired = {}                 # GIC INTID -> IrqDesc of a wired line
         self._msi = {}                   # ITS LPI or v2m SPI -> IrqDesc of an MSI vector
         self.msi_chip = None
-        # GICv3 (with the ITS) or, with a GICv2m, a GICv2 as on the qemu board (gic-version=2).
-        self.gic_chip = "GICv3" if gic == "its" else "GIC-0"
+        # GICv3 (with the ITS) or, with a GICv2m, a GICv2 as on the qemu board (gic-version=2),
+        # whose kernel boots at EL2 (KVM): irq-gic.c then names its chip "GICv2" (else "GIC-0").
+        self.gic_chip = "GICv3" if gic == "its" else "GICv2"
         root = board.topology.root if hasattr(board.topology, "root") else None
         for node in board.topology.msi_controllers:
             if gic == "its" and "arm,gic-v3-its" in node.compatible:
@@ -120,9 +121,7 @@ class InterruptController:
         prec = max(3, len(str(max([d.virq for d in self.descs], default=0))))
         out = [" " * (prec + 8) + "CPU0       \n"]
         for d in shown:
-            line = f"{d.virq:>{prec}}: {d.count:>10} "
-            # GICv2's irq_print_chip prints its domain name unpadded; others " %8s".
-            line += d.chip if d.chip.startswith("GIC-") else f" {d.chip:>8}"
+            line = f"{d.virq:>{prec}}: {d.count:>10}  {d.chip:>8}"
             line += f" {d.hwirq:>{prec}} {'Level' if d.level else 'Edge':<8}"
             if d.action:
                 line += f"  {d.action}"
