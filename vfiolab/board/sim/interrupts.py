@@ -69,12 +69,11 @@ class InterruptController:
         # GICv3 (with the ITS) or, with a GICv2m, a GICv2 as on the qemu board (gic-version=2),
         # whose kernel boots at EL2 (KVM): irq-gic.c then names its chip "GICv2" (else "GIC-0").
         self.gic_chip = "GICv3" if gic == "its" else "GICv2"
-        root = board.topology.root if hasattr(board.topology, "root") else None
         for node in board.topology.msi_controllers:
             if gic == "its" and "arm,gic-v3-its" in node.compatible:
-                self.msi_chip = ItsIrqchip(board, node, root or _root(node))
+                self.msi_chip = ItsIrqchip(board, node, _root(node))
             if gic == "v2m" and "arm,gic-v2m-frame" in node.compatible:
-                self.msi_chip = V2mIrqchip(board, node, root or _root(node))
+                self.msi_chip = V2mIrqchip(board, node, _root(node))
         self.doorbell = self.msi_chip.doorbell if self.msi_chip else None
         self._host_driver_irqs()
 

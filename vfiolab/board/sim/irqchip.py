@@ -267,7 +267,7 @@ class V2mIrqchip:
         for start in range(0, len(self.spis), order):
             run = self.spis[start:start + order]
             if len(run) == order and not any(s in self.allocated for s in run):
-                for s in run[:nvec]:
+                for s in run:                   # the whole power-of-two region is taken
                     self.allocated[s] = device.name
                 return [(s, self.doorbell, s) for s in run[:nvec]]
         raise kernel_error(errno.ENOSPC, "GICv2m frame: no free SPI")
