@@ -12,10 +12,11 @@ import errno
 import struct
 
 from vfiolab import guests
+from vfiolab import uapi as U
 from vfiolab import uapi_kvm as K
 from vfiolab.hw.kvm import Vmm
 
-from scenarios import expect_errno
+from scenarios import Session, expect_errno
 
 REPORT = guests.REPORT
 
@@ -316,6 +317,42 @@ def kvm_distributor_through_dist_regs(board):
         take(vmm, 36)                                      # an edge: the pulse was latched
         nothing_pending(vmm)
 
+
+def kvm_edu_intx_through_irqfd_and_resamplefd(board, target):
+    """Lab 03's chain with edu's INTx (level): ACTION_TRIGGER = the irqfd, ACTION_UNMASK = its
+    resamplefd. raise (vfio-pci masks INTx, KVM injects SPI 37), the guest's IAR, edu acked, the
+    guest's EOI (resamplefd -> vfio's virqfd unmasks INTx), raise again: no user-space step."""
+    from vfiolab.drivers.edu import IRQ_ACK, IRQ_RAISE
+    gsi = 5
+    with Session(board, target) as s, guest(board, guests.ICFGR_LEVEL) as vmm:
+        bar0 = U.vfio_region_info(index=U.VFIO_PCI_BAR0_REGION_INDEX)
+        board.ioctl(s.device, U.VFIO_DEVICE_GET_REGION_INFO, bar0)
+        regs = board.mmap(s.device, 0x1000, bar0.offset)
+        trigger, resample = s._keep(board.eventfd()), s._keep(board.eventfd())
+        board.ioctl(s.device, U.VFIO_DEVICE_SET_IRQS, U.irq_set_eventfds(U.VFIO_PCI_INTX_IRQ_INDEX, [trigger]))
+        board.ioctl(s.device, U.VFIO_DEVICE_SET_IRQS, U.irq_set_eventfds(
+            U.VFIO_PCI_INTX_IRQ_INDEX, [resample], flags=U.VFIO_IRQ_SET_DATA_EVENTFD | U.VFIO_IRQ_SET_ACTION_UNMASK))
+        vmm.irqfd(trigger, gsi, resamplefd=resample)
+        try:
+            for i in (1, 2, 3):
+                regs.write32(IRQ_RAISE, i)
+                iar = vmm.run_until_mmio()
+                assert (iar.addr, iar.data) == (REPORT, 32 + gsi), f"round {i}: expected the IAR of SPI 37, got {iar}"
+                regs.write32(IRQ_ACK, i)
+                eoi = vmm.run()
+                assert (eoi.addr, eoi.data) == (REPORT + 4, 32 + gsi), f"round {i}: expected its EOI, got {eoi}"
+                nothing_pending(vmm)
+                assert not readable(board, trigger), "the trigger's count reached user space"
+                assert not readable(board, resample), "the resamplefd's count reached user space"
+        finally:
+            regs.close()
+            vmm.irqfd(trigger, gsi, deassign=True)
+        board.ioctl(s.device, U.VFIO_DEVICE_SET_IRQS, U.vfio_irq_set(
+            flags=U.VFIO_IRQ_SET_DATA_NONE | U.VFIO_IRQ_SET_ACTION_TRIGGER,
+            index=U.VFIO_PCI_INTX_IRQ_INDEX, start=0, count=0))
+
+
+EDU = [kvm_edu_intx_through_irqfd_and_resamplefd]      # f(board, scenarios.edu(board))
 
 ALL = [kvm_api_and_capabilities, kvm_setup_errnos, kvm_gsi_is_spi_minus_32,
        kvm_edge_latches_level_follows_the_line, kvm_irqfd_resample_on_level_eoi,

@@ -27,3 +27,9 @@ def test_the_guest_kernel_has_kvm(board):
 @pytest.mark.parametrize("scenario", kvm_scenarios.ALL, ids=lambda f: f.__name__)
 def test_kvm_scenario_on_real_kvm(board, scenario):
     scenario(board)
+
+
+@pytest.mark.parametrize("scenario", kvm_scenarios.EDU, ids=lambda f: f.__name__)
+def test_kvm_edu_scenario_on_real_kvm(board, scenario):
+    import scenarios
+    scenario(board, scenarios.edu(board))

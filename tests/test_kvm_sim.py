@@ -26,6 +26,13 @@ def test_kvm_scenario(board, scenario):
     scenario(board)
 
 
+@pytest.mark.parametrize("scenario", kvm_scenarios.EDU, ids=lambda f: f.__name__)
+def test_kvm_edu_scenario_on_the_virt_twin(scenario):
+    import scenarios
+    with vfiolab.open_board("sim", layout="virt") as virt:
+        scenario(virt, scenarios.edu(virt))
+
+
 def test_registers_through_one_reg(board):
     with Vmm(board) as vmm:
         vmm.load(assemble("add x2, x0, x1\nmovz x3, #0x0a00, lsl #16\nstr x2, [x3]\nb .\n", base=guests.BASE))
