@@ -19,6 +19,7 @@ enum {
 };
 
 #define MAX_CHANNELS 8
+#define ISSUE_LOG 256             /* bursts a channel's fast-path log keeps, per direction */
 #define MAX_QUEUE 16
 #define MANAGER (-1)
 
@@ -42,10 +43,14 @@ struct thread {
     /* Fast-path bookkeeping, not the TRM's: instructions retired that cannot be repeated in bulk,
      * DMALPs retired per counter; in this run: just past the last byte read / written (NO_ADDR:
      * none yet) and the code fetched. */
-    uint64_t unsafe, resets[2];
+    uint64_t unsafe, resets[2], addh;
     uint64_t rd_end, wr_end;
     uint32_t pc_lo, pc_hi;
+    uint64_t issued[2];       /* bursts issued, loads [0] and stores [1] (logged in vfl_pl330) */
+    uint64_t log_from[2];     /* the first of them whose log entry is right (after skips) */
 };
+
+struct issue { uint32_t addr, bytes; };   /* a burst issued: where, how many bytes */
 
 struct burst {
     uint32_t addr;
@@ -91,6 +96,9 @@ struct vfl_pl330 {
     uint64_t cycles, fast_iterations;
     uint64_t run_end;             /* the cycle the current vfl_pl330_run stops at */
     struct history *history;      /* per channel two: the loops it jumps back in most */
+    /* Per channel, the last ISSUE_LOG loads [0] and stores [1] issued (a ring by issued[]); kept
+     * out of struct thread so that snapshots stay small. */
+    struct issue log[MAX_CHANNELS][2][ISSUE_LOG];
     int idle;
     uint32_t irq_lines_seen;
     int abort_seen;
@@ -397,6 +405,7 @@ static int do_load(struct vfl_pl330 *d, struct thread *t, uint8_t op)
     *b = (struct burst){ t->sar, beats, (uint8_t)size_log2, (uint8_t)inc, 0,
                          (uint8_t)chan_index(d, t), 0 };
     t->unclaimed += bytes;
+    d->log[chan_index(d, t)][0][t->issued[0]++ % ISSUE_LOG] = (struct issue){ t->sar, bytes };
     t->sar = burst_next_addr(t->sar, size, beats, inc);
     return DONE;
 }
@@ -423,8 +432,10 @@ static int do_store(struct vfl_pl330 *d, struct thread *t, uint8_t op, int zero)
     struct burst *b = &d->wq.e[d->wq.n++];
     *b = (struct burst){ t->dar, beats, (uint8_t)size_log2, (uint8_t)inc, (uint8_t)zero,
                          (uint8_t)chan_index(d, t), (uint8_t)swap_log2 };
-    if (!zero)
+    if (!zero) {
         t->unclaimed -= bytes;
+        d->log[chan_index(d, t)][1][t->issued[1]++ % ISSUE_LOG] = (struct issue){ t->dar, bytes };
+    }
     /* DMASTZ too: an AXI burst, so DAR ends aligned (QEMU adds size * beats for DMASTZ). */
     t->dar = burst_next_addr(t->dar, size, beats, inc);
     return DONE;
@@ -676,9 +687,10 @@ static int execute(struct vfl_pl330 *d, struct thread *t, const uint8_t *b, int 
  * would break the repetition: a loop counter reaching zero, the cycle budget, a mapping boundary
  * (so a fault is met, and logged, by stepping), overlap between streams or with running code.
  *
- * Instructions whose effect is not a contiguous incrementing stream (DMAADDH, DMAMOV, DMASTZ,
- * events, peripherals, endian swap...) mark the period as not repeatable in bulk: stepping then
- * runs it, exactly and slowly.
+ * Loads and stores must increment; DMAADDH may move SAR and DAR on between bursts (a 2D copy):
+ * then the bytes follow the period's logged bursts, repeated; DMAMOV CCR may change their shape.
+ * Anything else (DMAADNH, DMAMOV SAR/DAR, DMASTZ, events, peripherals, endian swap...) marks the
+ * period as not repeatable in bulk: stepping then runs it, exactly and slowly.
  */
 static struct thread *thread_at(struct vfl_pl330 *d, int i) { return i ? &d->chan[i - 1] : &d->manager; }
 
@@ -723,10 +735,82 @@ static int same_queue(const struct queue *now, const struct queue *then, const u
     return 1;
 }
 
-struct stream {               /* one channel's bytes over the periods being skipped */
-    uint32_t step;            /* bytes per period (SAR and DAR both move by it) */
-    uint64_t rd, wr;          /* next byte to read, to write */
-    uint8_t *src, *dst;       /* host memory of [rd, rd + n * step), [wr, wr + n * step) */
+/* One channel's read (or write) stream, as segments in order: what its queue entries still have
+ * to move, then the bursts it will issue. Contiguous (no DMAADDH in the period): all of it is one
+ * run from the first position on. Otherwise the period's bursts again, each moved on by the
+ * period's shift (the channel's log of issued bursts holds the period). */
+struct cursor {
+    const struct queue *q;
+    const struct thread *t;
+    const struct issue *log;  /* the channel's ring of issued bursts, this direction */
+    int chan, dir, qi, contiguous;
+    uint64_t k, m;            /* next future burst; bursts per period */
+    uint32_t shift;           /* SAR (DAR) move per period */
+    uint64_t addr, left;      /* the current segment */
+};
+
+static void cursor_init(struct cursor *c, struct vfl_pl330 *d, const struct thread *t, int chan,
+                        int dir, int contiguous, uint64_t m, uint32_t shift)
+{
+    *c = (struct cursor){ dir ? &d->wq : &d->rq, t, d->log[chan][dir], chan, dir, 0, contiguous,
+                          t->issued[dir], m, shift, 0, 0 };
+}
+
+static void cursor_next(struct cursor *c)
+{
+    for (; c->qi < c->q->n; c->qi++) {
+        const struct burst *b = &c->q->e[c->qi];
+        if (b->chan == c->chan) {
+            uint32_t size = 1u << b->size_log2;
+            c->addr = b->addr;
+            c->left = (uint64_t)b->beats * size - (b->addr & (size - 1));
+            c->qi++;
+            if (c->contiguous)
+                c->left = UINT64_MAX - c->addr;   /* the rest follows on */
+            return;
+        }
+    }
+    if (c->contiguous) {
+        c->addr = c->dir ? c->t->dar : c->t->sar;
+        c->left = UINT64_MAX - c->addr;
+        return;
+    }
+    /* Burst k repeats burst k - q*m of the logged period, q periods on. */
+    uint64_t q = (c->k - c->t->issued[c->dir]) / c->m + 1, j = c->k - q * c->m;
+    const struct issue *e = &c->log[j % ISSUE_LOG];
+    c->addr = e->addr + q * c->shift;
+    c->left = e->bytes;
+    c->k++;
+}
+
+static void cursor_advance(struct cursor *c, uint64_t n)
+{
+    c->addr += n;
+    c->left -= n;
+}
+
+/* Just past the last byte of the stream's first `bytes` bytes (streams only move forward). */
+static uint64_t stream_end(const struct cursor *start, uint64_t bytes)
+{
+    struct cursor c = *start;
+    uint64_t end = c.addr;
+    while (bytes) {
+        if (!c.left)
+            cursor_next(&c);
+        uint64_t n = c.left < bytes ? c.left : bytes;
+        end = c.addr + n;
+        cursor_advance(&c, n);
+        bytes -= n;
+    }
+    return end;
+}
+
+struct stream {               /* one channel over the periods being skipped */
+    uint32_t per_period;      /* bytes it reads (and writes) each period */
+    uint32_t sshift, dshift;  /* SAR, DAR move per period */
+    struct cursor rd, wr;     /* positioned on their first segments */
+    uint64_t rlo, rhi, wlo, whi;   /* the bus addresses read and written in the skip */
+    uint8_t *src, *dst;       /* host memory at rlo and wlo */
 };
 
 static int overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -734,29 +818,62 @@ static int overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
     return alen && blen && a < b + blen && b < a + alen;
 }
 
-/* The first burst a channel still has to read (or write) starts at its first queue entry, else at
- * SAR (DAR): that is where its stream goes on. */
-static uint64_t stream_position(const struct queue *q, int chan, uint32_t reg)
-{
-    for (int i = 0; i < q->n; i++)
-        if (q->e[i].chan == chan)
-            return q->e[i].addr;
-    return reg;
-}
-
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
-/* Host memory for [addr, addr + *n * step): asked from addr - 1, a byte this run already moved
- * (so the bus cannot fault and log anything); *n shrinks to what one translation covers. */
-static uint8_t *translate_run(struct vfl_pl330 *d, uint64_t addr, uint32_t step, uint64_t *n,
-                              int access)
+/* The largest n' <= n whose stream of n' * per_period bytes ends at or before `limit`. */
+static uint64_t periods_within(const struct cursor *c, uint32_t per_period, uint64_t n,
+                               uint64_t limit)
 {
-    uint64_t len = *n * step + 1;
-    uint8_t *host = d->bus.translate(d->bus.ctx, addr - 1, &len, access);
+    uint64_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint64_t mid = hi - (hi - lo) / 2;
+        if (stream_end(c, mid * per_period) <= limit)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Host memory for [lo, hi), asked from known - 1, a byte this run already moved (so the bus
+ * cannot fault and log anything); *n shrinks to the periods one translation covers. */
+static uint8_t *translate_span(struct vfl_pl330 *d, uint64_t known, uint64_t lo,
+                               const struct cursor *c, uint32_t per_period, uint64_t *n,
+                               uint64_t *hi, int access)
+{
+    if (known == NO_ADDR || known > lo || !known)
+        return NULL;
+    uint64_t len = *hi - (known - 1);
+    uint8_t *host = d->bus.translate(d->bus.ctx, known - 1, &len, access);
     if (!host || !len)
         return NULL;
-    *n = min_u64(*n, (len - 1) / step);
-    return host + 1;
+    if (known - 1 + len < *hi) {
+        *n = periods_within(c, per_period, *n, known - 1 + len);
+        *hi = stream_end(c, *n * per_period);
+    }
+    return host + (lo - (known - 1));
+}
+
+/* The log of issued bursts as stepping would have left it n periods on: burst k of the skipped
+ * periods is burst k - q*m of the last period (the one the snapshot proved), q periods on. */
+static void shift_log(struct vfl_pl330 *d, int chan, int dir, uint64_t m, uint64_t n,
+                      uint32_t shift)
+{
+    struct thread *t = &d->chan[chan];
+    struct issue *log = d->log[chan][dir], old[ISSUE_LOG];
+    memcpy(old, log, sizeof(old));
+    uint64_t count = t->issued[dir], end = count + n * m;
+    t->issued[dir] = end;
+    if (m > ISSUE_LOG || count - m < t->log_from[dir]) {
+        t->log_from[dir] = end;   /* the period is not in the log: nothing logged is right */
+        return;
+    }
+    for (uint64_t k = end - min_u64(end - count, ISSUE_LOG); k < end; k++) {
+        uint64_t q = (k - count) / m + 1;
+        struct issue e = old[(k - q * m) % ISSUE_LOG];
+        e.addr += (uint32_t)(q * shift);
+        log[k % ISSUE_LOG] = e;
+    }
 }
 
 /* Now is `then` shifted by a whole number of periods: skip as many more as safely repeat.
@@ -790,7 +907,8 @@ static uint64_t skip_periods(struct vfl_pl330 *d, const struct snapshot *then)
         if (i) {
             sshift[i - 1] = t->sar - o->sar;
             dshift[i - 1] = t->dar - o->dar;
-            if (sshift[i - 1] != dshift[i - 1] || sshift[i - 1] % align || sshift[i - 1] >> 31)
+            if (sshift[i - 1] % align || dshift[i - 1] % align || sshift[i - 1] >> 31 ||
+                dshift[i - 1] >> 31)
                 return 0;
         } else if (t->sar != o->sar || t->dar != o->dar) {
             return 0;
@@ -801,27 +919,63 @@ static uint64_t skip_periods(struct vfl_pl330 *d, const struct snapshot *then)
     n = min_u64(n, (d->run_end - d->cycles - 1) / period);   /* stepping stops at the budget */
     struct stream st[MAX_CHANNELS];
     for (uint32_t c = 0; c < d->cfg.channels && n; c++) {
-        struct thread *t = &d->chan[c];
+        const struct thread *t = &d->chan[c], *o = &then->threads[c + 1];
         struct stream *s = &st[c];
-        s->step = sshift[c];
-        if (!s->step)
+        uint64_t loads = t->issued[0] - o->issued[0], stores = t->issued[1] - o->issued[1];
+        s->per_period = 0;
+        if (!loads && !stores)
             continue;
-        s->rd = stream_position(&d->rq, (int)c, t->sar);
-        s->wr = stream_position(&d->wq, (int)c, t->dar);
-        /* Both streams go on right after bytes this run moved, and stay below 4 GiB. */
-        if (s->rd != t->rd_end || s->wr != t->wr_end || !d->bus.translate)
+        int contiguous = t->addh == o->addh;
+        if (!d->bus.translate ||
+            (!contiguous && (loads > ISSUE_LOG || stores > ISSUE_LOG ||
+                             t->issued[0] - loads < t->log_from[0] ||
+                             t->issued[1] - stores < t->log_from[1])))
             return 0;
+        uint64_t rbytes = 0, wbytes = 0;
+        if (contiguous) {
+            rbytes = sshift[c];
+            wbytes = dshift[c];
+        } else {
+            for (uint64_t k = t->issued[0] - loads; k < t->issued[0]; k++)
+                rbytes += d->log[c][0][k % ISSUE_LOG].bytes;
+            for (uint64_t k = t->issued[1] - stores; k < t->issued[1]; k++)
+                wbytes += d->log[c][1][k % ISSUE_LOG].bytes;
+        }
+        if (rbytes != wbytes || !rbytes || rbytes >> 31)
+            return 0;             /* the MFIFO would fill or drain: not a steady copy */
+        s->per_period = (uint32_t)rbytes;
+        s->sshift = sshift[c];
+        s->dshift = dshift[c];
+        cursor_init(&s->rd, d, t, (int)c, 0, contiguous, loads, sshift[c]);
+        cursor_init(&s->wr, d, t, (int)c, 1, contiguous, stores, dshift[c]);
+        cursor_next(&s->rd);
+        cursor_next(&s->wr);
+        /* Stay below 4 GiB: SAR and DAR run ahead of the bytes moved. */
         uint64_t top = t->sar > t->dar ? t->sar : t->dar;
-        n = min_u64(n, (0xFFFFFFFFull - top) / s->step);
+        uint32_t shift = sshift[c] > dshift[c] ? sshift[c] : dshift[c];
+        if (shift)
+            n = min_u64(n, (0xFFFFFFFFull - top) / shift);
     }
+    if (!n)
+        return 0;
     for (uint32_t c = 0; c < d->cfg.channels && n; c++) {
         struct stream *s = &st[c];
-        if (!s->step)
+        if (!s->per_period)
             continue;
-        s->src = translate_run(d, s->rd, s->step, &n, VFL_BUS_READ);
+        const struct thread *t = &d->chan[c];
+        s->rlo = s->rd.addr;
+        s->wlo = s->wr.addr;
+        s->rhi = stream_end(&s->rd, n * s->per_period);
+        s->whi = stream_end(&s->wr, n * s->per_period);
+        if (s->rhi > 0x100000000ull || s->whi > 0x100000000ull)
+            return 0;
+        s->src = translate_span(d, t->rd_end, s->rlo, &s->rd, s->per_period, &n, &s->rhi,
+                                VFL_BUS_READ);
         if (!s->src)
             return 0;
-        s->dst = translate_run(d, s->wr, s->step, &n, VFL_BUS_WRITE);
+        s->whi = stream_end(&s->wr, n * s->per_period);
+        s->dst = translate_span(d, t->wr_end, s->wlo, &s->wr, s->per_period, &n, &s->whi,
+                                VFL_BUS_WRITE);
         if (!s->dst)
             return 0;
     }
@@ -831,24 +985,28 @@ static uint64_t skip_periods(struct vfl_pl330 *d, const struct snapshot *then)
      * must be refilled from bytes read in the skipped periods. */
     for (uint32_t c = 0; c < d->cfg.channels; c++) {
         struct stream *s = &st[c];
-        if (!s->step)
+        if (!s->per_period)
             continue;
-        uint64_t len = n * s->step;
-        if (len < d->chan[c].fifo_n)
+        s->rhi = stream_end(&s->rd, n * s->per_period);
+        s->whi = stream_end(&s->wr, n * s->per_period);
+        if (n * s->per_period < d->chan[c].fifo_n)
             return 0;
+        uint64_t wlen = s->whi - s->wlo;
         for (uint32_t o = 0; o < d->cfg.channels; o++) {
-            if (st[o].step) {
-                uint64_t olen = n * st[o].step;
-                if (overlap(s->wr, len, st[o].rd, olen) ||
-                    overlap((uintptr_t)s->dst, len, (uintptr_t)st[o].src, olen) ||
-                    (o != c && (overlap(s->wr, len, st[o].wr, olen) ||
-                                overlap((uintptr_t)s->dst, len, (uintptr_t)st[o].dst, olen))))
-                    return 0;
-            }
+            struct stream *x = &st[o];
+            if (!x->per_period)
+                continue;
+            uint64_t rlen = x->rhi - x->rlo, olen = x->whi - x->wlo;
+            if (overlap(s->wlo, wlen, x->rlo, rlen) ||
+                overlap((uintptr_t)s->dst, wlen, (uintptr_t)x->src, rlen) ||
+                (o != c && (overlap(s->wlo, wlen, x->wlo, olen) ||
+                            overlap((uintptr_t)s->dst, wlen, (uintptr_t)x->dst, olen))))
+                return 0;
         }
         for (uint32_t i = 0; i < nthreads; i++) {
             const struct thread *t = thread_at(d, (int)i);
-            if (t->pc_lo <= t->pc_hi && overlap(s->wr, len, t->pc_lo, (uint64_t)t->pc_hi - t->pc_lo + 1))
+            if (t->pc_lo <= t->pc_hi &&
+                overlap(s->wlo, wlen, t->pc_lo, (uint64_t)t->pc_hi - t->pc_lo + 1))
                 return 0;
         }
     }
@@ -856,29 +1014,63 @@ static uint64_t skip_periods(struct vfl_pl330 *d, const struct snapshot *then)
      * reads; what it read last stays in the MFIFO. */
     for (uint32_t c = 0; c < d->cfg.channels; c++) {
         struct stream *s = &st[c];
-        if (!s->step)
+        if (!s->per_period)
             continue;
         struct thread *t = &d->chan[c];
-        uint64_t len = n * s->step;
-        uint32_t moved = (uint32_t)len;
-        uint32_t f = t->fifo_n, cap = d->mfifo_capacity;
-        for (uint32_t i = 0; i < f; i++)
-            s->dst[i] = t->fifo[(t->fifo_head + i) % cap];
-        memcpy(s->dst + f, s->src, len - f);
-        memcpy(t->fifo, s->src + len - f, f);
+        uint64_t total = n * s->per_period, done = 0, f = t->fifo_n, taken = 0;
+        uint64_t wrote_at = s->wlo, wrote_len = 0;
+        while (done < total) {
+            if (!s->wr.left)
+                cursor_next(&s->wr);
+            uint64_t chunk = min_u64(s->wr.left, total - done);
+            uint8_t *to = s->dst + (s->wr.addr - s->wlo);
+            if (taken < f) {
+                chunk = min_u64(chunk, f - taken);
+                for (uint64_t i = 0; i < chunk; i++)
+                    to[i] = t->fifo[(t->fifo_head + taken + i) % d->mfifo_capacity];
+                taken += chunk;
+            } else {
+                if (!s->rd.left)
+                    cursor_next(&s->rd);
+                chunk = min_u64(chunk, s->rd.left);
+                memcpy(to, s->src + (s->rd.addr - s->rlo), chunk);
+                cursor_advance(&s->rd, chunk);
+            }
+            if (wrote_at + wrote_len != s->wr.addr) {   /* a gap: report what came before it */
+                if (wrote_len && d->bus.wrote)
+                    d->bus.wrote(d->bus.ctx, wrote_at, wrote_len);
+                wrote_at = s->wr.addr;
+                wrote_len = 0;
+            }
+            wrote_len += chunk;
+            cursor_advance(&s->wr, chunk);
+            done += chunk;
+        }
+        if (wrote_len && d->bus.wrote)
+            d->bus.wrote(d->bus.ctx, wrote_at, wrote_len);
+        for (uint64_t got = 0; got < f;) {
+            if (!s->rd.left)
+                cursor_next(&s->rd);
+            uint64_t chunk = min_u64(s->rd.left, f - got);
+            memcpy(t->fifo + got, s->src + (s->rd.addr - s->rlo), chunk);
+            cursor_advance(&s->rd, chunk);
+            got += chunk;
+        }
         t->fifo_head = 0;
-        if (d->bus.wrote)
-            d->bus.wrote(d->bus.ctx, s->wr, len);
-        t->sar += moved;
-        t->dar += moved;
-        t->rd_end += moved;
-        t->wr_end += moved;
+        const struct thread *o = &then->threads[c + 1];
+        uint32_t smove = (uint32_t)(n * s->sshift), dmove = (uint32_t)(n * s->dshift);
+        shift_log(d, (int)c, 0, t->issued[0] - o->issued[0], n, s->sshift);
+        shift_log(d, (int)c, 1, t->issued[1] - o->issued[1], n, s->dshift);
+        t->sar += smove;
+        t->dar += dmove;
+        t->rd_end += smove;
+        t->wr_end += dmove;
         for (int i = 0; i < d->rq.n; i++)
             if (d->rq.e[i].chan == c)
-                d->rq.e[i].addr += moved;
+                d->rq.e[i].addr += smove;
         for (int i = 0; i < d->wq.n; i++)
             if (d->wq.e[i].chan == c)
-                d->wq.e[i].addr += moved;
+                d->wq.e[i].addr += dmove;
     }
     for (uint32_t i = 0; i < nthreads; i++)
         for (int k = 0; k < 2; k++)
@@ -912,10 +1104,12 @@ static void loop_jumped(struct vfl_pl330 *d, struct thread *t, uint32_t pc)
 }
 
 /* What the fast path needs to know about an instruction the thread just retired: a DMALP
- * reloads a counter; anything but incrementing loads and stores (no endian swap), barriers,
- * DMANOP and DMALPEND makes the period unrepeatable in bulk. */
-static void note_retired(struct thread *t, uint8_t op)
+ * reloads a counter, a DMAADDH leaves a gap in a stream; anything but incrementing loads and
+ * stores (no endian swap), barriers, DMANOP, DMAMOV CCR and DMALPEND makes the period
+ * unrepeatable in bulk. */
+static void note_retired(struct thread *t, const uint8_t *b)
 {
+    uint8_t op = b[0];
     int ok;
     if (op == 0x20 || op == 0x22) {
         t->resets[(op >> 1) & 1]++;
@@ -925,7 +1119,12 @@ static void note_retired(struct thread *t, uint8_t op)
         ok = t->ccr & 1;
     else if (op == 0x08 || op == 0x09 || op == 0x0B)
         ok = ((t->ccr >> 14) & 1) && !((t->ccr >> 28) & 7);
-    else
+    else if (op == 0xBC && b[1] == 1)
+        ok = 1;                   /* DMAMOV CCR: bursts change shape, the streams go on */
+    else if (op == 0x54 || op == 0x56) {
+        t->addh++;                /* the stream goes on further up: a gap, not a stop */
+        return;
+    } else
         ok = op == 0x12 || op == 0x13 || op == 0x18 ||
              ((op & 0xE8) == 0x28 && (op & 3) != 2 && op != 0x29 && op != 0x2B);
     if (!ok)
@@ -981,7 +1180,7 @@ static int step_thread(struct vfl_pl330 *d, struct thread *t, int allow_fast)
         t->pc += (uint32_t)len;
     if (t->state == ST_COMPLETING || t->state == ST_AT_BARRIER || t->state == ST_WAITING_PERIPH)
         t->state = ST_EXECUTING;
-    note_retired(t, b[0]);
+    note_retired(t, b);
     if (allow_fast && pc_set && t != &d->manager && (b[0] & 0xE8) == 0x28)
         loop_jumped(d, t, t->pc + b[1]);
     return 1;
