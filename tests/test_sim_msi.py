@@ -86,3 +86,12 @@ def test_the_queue_wraps_and_commands_shows_the_latest():
         commands = chip.commands()
         assert len(commands) == 2048 and commands[-1] == ("SYNC", {"rdbase": 0})
         assert commands[-2] == ("INVALL", {"icid": 0})
+
+
+def test_each_smmu_event_counts_on_the_event_queue_interrupt():
+    with vfiolab.open_board("sim", gic="its", layout="virt") as b:
+        port = b.model("0000:00:01.0").port
+        before = scenarios.proc_interrupts(b)[scenarios.SMMU_EVTQ][0]
+        port.dma_write(0x900000, b"x")                     # no domain yet: an SMMU event
+        port.dma_read(0x900000, 4)
+        assert scenarios.proc_interrupts(b)[scenarios.SMMU_EVTQ][0] == before + 2
