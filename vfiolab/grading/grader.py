@@ -20,15 +20,13 @@ from dataclasses import dataclass
 import nbformat
 
 from . import gradebook
-from .checks import Result
 from .collector import library_roots, package_fingerprints
 from .defaults import default_jobs
 from .lab import HIDDEN_CHECKS, Lab
 from .notebook import changed_locked_cells
-from .observations import seen_from
 from .progress import Progress
 from .release import release_lab
-from .verdict import results_for, tampering_notes
+from .verdict import results_for, tampering_notes, zero
 from .runner import read_notebook
 from .zygote import Factory
 
@@ -112,10 +110,6 @@ def sha256(path):
         return ""
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
-
-
-def zero(checks, message):
-    return [Result(c.id, c.exercise, c.points, 0.0, c.hidden, message) for c in checks]
 
 
 def judge_run(prepared, run, submitted=None):

@@ -9,7 +9,7 @@ checks are "not graded: ... in cell N".
 """
 import re
 
-from .checks import judge
+from .checks import Result, judge
 from .notebook import nbgrader_meta
 from .observations import seen_from
 
@@ -23,6 +23,11 @@ NOT_GRADED = {
     "error": "not graded: the grader could not run the notebook",
 }
 TAMPERED = "0: vfiolab's code was replaced from the notebook (see the notes)"
+
+
+def zero(checks, message):
+    """Every check scored 0 with the same message."""
+    return [Result(c.id, c.exercise, c.points, 0.0, c.hidden, message) for c in checks]
 
 
 def exercise_ends(nb, exercises):
@@ -42,7 +47,6 @@ def exercise_ends(nb, exercises):
 
 def results_for(checks, run, submitted):
     """The Result of every check for one run (see the module docstring)."""
-    from .grader import zero
     status = run["status"]
     if status == "tampered":
         return zero(checks, TAMPERED)

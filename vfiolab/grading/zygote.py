@@ -24,7 +24,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import traceback
 
 from . import sandbox
