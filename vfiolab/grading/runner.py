@@ -220,8 +220,8 @@ def _execute(job, nb, time_budget):
             shutdown_from = time.monotonic()
         phases["kernel stop"] = round(time.monotonic() - shutdown_from, 3)
     except Exception as e:  # a kernel that cannot start: the grader's problem, said plainly
-        result.update(status="error", notes=[f"the grader could not run the notebook: "
-                                             f"{type(e).__name__}: {e}"])
+        result.update(status="error", notes=["the grader could not run the notebook"],
+                      detail=[f"{type(e).__name__}: {e}"])  # for the instructor: may name paths
     finally:
         watchdog.disarm()
         result["seconds"] = round(time.monotonic() - start, 3)
