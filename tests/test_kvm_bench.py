@@ -1,5 +1,5 @@
-"""`vfiolab bench irqfd` runs both paths on the sim and prints them side by side with their ratio;
-asked for the qemu board it says why there is no figure instead of printing one."""
+"""`vfiolab bench irqfd` runs both paths and prints them side by side with their ratio (the sim
+board here; the qemu board's figures come from the same code, see the issue note)."""
 import argparse
 
 from vfiolab.bench import irqfd
@@ -8,11 +8,11 @@ from vfiolab.bench import irqfd
 def test_bench_irqfd_prints_both_paths_and_their_ratio(capsys):
     assert irqfd.run(argparse.Namespace(rounds=3, board="sim")) == 0
     out = capsys.readouterr().out
-    assert "irqfd + resamplefd" in out and "user space path" in out and "user space / irqfd" in out
-    ratio = float(out.rsplit("user space / irqfd", 1)[1].strip().rstrip("x"))
-    assert ratio > 0
+    assert "irqfd+resamplefd" in out and "user space" in out and "user/irqfd" in out
+    row = next(line for line in out.splitlines() if line.strip().startswith("sim"))
+    assert float(row.split()[-1].rstrip("x")) > 0
 
 
-def test_bench_irqfd_on_qemu_says_what_is_missing(capsys):
-    assert irqfd.run(argparse.Namespace(rounds=3, board="qemu")) == 1
-    assert "does not carry KVM" in capsys.readouterr().out
+def test_bench_irqfd_refuses_zero_rounds(capsys):
+    assert irqfd.run(argparse.Namespace(rounds=0, board="sim")) == 2
+    assert "at least 1" in capsys.readouterr().out
