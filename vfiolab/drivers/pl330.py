@@ -41,7 +41,7 @@ class PL330Driver:
 
     def __init__(self, device, channel=0, event=0, irq_index=None):
         self.device, self.channel, self.event = device, channel, event
-        # The DT node lists the abort line first, then one interrupt per event (as Juno's does), so
+        # The DT node lists the abort line first, then one interrupt per event (the sim DT's order), so
         # event n is IRQ index 1 + n; a node with a single interrupt has them combined (index 0).
         self.irq_index = irq_index
         self.regs = self.irq = self.abort_irq = self.region = self.periph_id = None
