@@ -26,10 +26,6 @@ PAGE = mmap.PAGESIZE
 SYS_DELETE_MODULE, SYS_FINIT_MODULE = 106, 273
 EXTRA_MODULES_TAG = "vfiolab-modules"      # 9p share of modules built for this kernel, if any
 EXTRA_MODULES_DIR = "/lib/modules/vfiolab-extra"
-# The guest has no kmod: modules load with finit_module and go with delete_module (arm64 numbers).
-SYS_DELETE_MODULE, SYS_FINIT_MODULE = 106, 273
-EXTRA_MODULES_TAG = "vfiolab-modules"      # 9p share of modules built for this kernel, if any
-EXTRA_MODULES_DIR = "/lib/modules/vfiolab-extra"
 KVM_RUN = 0xAE80          # _IO(KVMIO, 0x80): the agent must not import vfiolab.uapi_kvm's ctypes
 KVM_RUN_SLICE = 0.5       # seconds a KVM_RUN may block the agent
 
@@ -177,56 +173,6 @@ class Agent:
 
     def op_dmesg(self):
         return self.board.dmesg()
-
-    # --- kernel modules -----------------------------------------------------------------------
-    def _installed_modules(self):
-        """{name: path} of the image's modules, then the extra share's (which win: its vfio.ko is
-        the no-IOMMU one)."""
-        found = kmod.find_modules(f"/lib/modules/{os.uname().release}")
-        if not os.path.ismount(EXTRA_MODULES_DIR) and os.path.isdir("/sys/bus/virtio"):
-            os.makedirs(EXTRA_MODULES_DIR, exist_ok=True)
-            self.libc.mount(EXTRA_MODULES_TAG.encode(), EXTRA_MODULES_DIR.encode(), b"9p", 1,
-                            b"trans=virtio,version=9p2000.L")      # 1: MS_RDONLY; fails if absent
-        if os.path.ismount(EXTRA_MODULES_DIR):
-            found.update(kmod.find_modules(EXTRA_MODULES_DIR))
-        return found
-
-    def op_modprobe(self, name, params):
-        """modprobe: the module (by name or alias) after its dependencies; loaded ones stay."""
-        modules = self._installed_modules()
-        target = name.replace("-", "_")
-        if target not in modules:
-            target = next((m for m, path in modules.items()
-                           if name in kmod.modinfo(path).get("alias", "").split("\n")), None)
-        if target is None:
-            raise OSError(errno.ENOENT, f"modprobe: FATAL: Module {name} not found in directory "
-                          f"/lib/modules/{os.uname().release}")
-        loaded = set(self.board.modules())
-        for mod in kmod.load_order([target], modules):
-            if mod in loaded:
-                continue
-            fd = os.open(modules[mod], os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                args = params if mod == target else ""
-                if self.libc.syscall(SYS_FINIT_MODULE, fd, args.encode(), 0) != 0:
-                    e = ctypes.get_errno()
-                    raise OSError(e, f"modprobe: ERROR: could not insert '{mod}': {os.strerror(e)}")
-            finally:
-                os.close(fd)
-        return target
-
-    def op_rmmod(self, name):
-        name = name.replace("-", "_")
-        if self.libc.syscall(SYS_DELETE_MODULE, name.encode(), os.O_NONBLOCK) != 0:
-            e = ctypes.get_errno()
-            if e == errno.ENOENT:
-                raise OSError(e, f"rmmod: ERROR: Module {name} is not currently loaded")
-            if e in (errno.EWOULDBLOCK, errno.EBUSY):
-                raise OSError(errno.EBUSY, f"rmmod: ERROR: Module {name} is in use")
-            raise OSError(e, f"rmmod: ERROR: could not remove module {name}: {os.strerror(e)}")
-
-    def op_modules(self):
-        return self.board.modules()
 
     # --- kernel modules -----------------------------------------------------------------------
     def _installed_modules(self):
