@@ -109,3 +109,12 @@ def test_without_a_reset_the_dma_keeps_running_after_close():
         board.model(target.name).step()
         fault = board.iommu_faults()[0]
         assert (fault.device, fault.iova, fault.access) == (target.name, IOVA, "read")
+
+
+def test_request_module_loads_an_installed_reset_module():
+    """vfio_platform_get_reset: nothing registered for the compatible, so request_module
+    ("vfio-reset:calxeda,hb-xgmac") loads the installed module and the second lookup finds it."""
+    with vfiolab.open_board("sim") as board:
+        assert R.RESET_MODULE not in board.modules()
+        assert R.try_bind(board, R.xgmac(board)) == "vfio-platform"
+        assert board.modules()[R.RESET_MODULE]["refcount"] == 1

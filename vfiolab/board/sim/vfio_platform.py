@@ -5,6 +5,7 @@ page aligned. IRQs are its `interrupts`: count 1, EVENTFD, and MASKABLE|AUTOMASK
 level-triggered. A reset handler is looked up by the first compatible string among the loaded reset
 modules, then once more after request_module("vfio-reset:<compatible>") (vfio_platform_get_reset);
 it runs on open, on close and on VFIO_DEVICE_RESET, and DEVICE_FLAGS_RESET is set only with one.
+Its messages carry vfio_platform_common.c's dev_fmt prefix "VFIO: " (seen on the qemu board).
 vfio-platform will not bind a device without one while its module parameter reset_required is set
 ("No reset function found for device ..."); vfio-amba never requires one. Before 6.3
 (168a9c91fe0a, "vfio/platform: Fix reset_required behaviour") vfio_platform_init_common returned
@@ -121,8 +122,8 @@ class PlatformVfioDevice(VfioDevice):
             self.reset_handler, self.reset_module = found, found[0]
             return 0
         if self.reset_required:
-            self.board.log(f"vfio-{self.flavour} {self.device.name}: No reset function found for "
-                           f"device {self.device.name}")
+            self.board.log(f"vfio-{self.flavour} {self.device.name}: VFIO: No reset function found "
+                           f"for device {self.device.name}")
             return -errno.ENOENT
         if self.flavour == "platform" and not self.board.since("platform_reset_optional"):
             return -errno.ENOENT        # 6.1: the lookup's result, whatever reset_required says
@@ -135,8 +136,8 @@ class PlatformVfioDevice(VfioDevice):
         self.irqs = [PlatformIrq(self, i, irq) for i, irq in enumerate(self.device.interrupts)]
         rc = self.call_reset()
         if rc and self.reset_required:
-            self.board.log(f"vfio-{self.flavour} {self.device.name}: reset driver is required and reset "
-                           f"call failed in open ({rc})")
+            self.board.log(f"vfio-{self.flavour} {self.device.name}: VFIO: reset driver is required "
+                           f"and reset call failed in open ({rc}) ")
             self._cleanup()
             raise kernel_error(-rc, "vfio_platform_open_device: reset failed")
 
@@ -154,10 +155,10 @@ class PlatformVfioDevice(VfioDevice):
     def call_reset(self):
         """vfio_platform_call_reset: 0, or -EINVAL with no reset function."""
         if self.reset_handler is None:
-            self.board.log(f"vfio-{self.flavour} {self.device.name}: no reset function found!")
+            self.board.log(f"vfio-{self.flavour} {self.device.name}: VFIO: no reset function found!")
             return -errno.EINVAL
         module, handler = self.reset_handler
-        self.board.log(f"vfio-{self.flavour} {self.device.name}: reset")
+        self.board.log(f"vfio-{self.flavour} {self.device.name}: VFIO: reset")
         return handler(resets.ModelRegisters(self.device.model), self)
 
     def _build_regions(self):
