@@ -140,14 +140,29 @@ class PL330Driver:
         pc = self.regs.read32(hw.CPC(self.channel))
         return f"channel {self.channel} faulted at PC 0x{pc:08x}: {', '.join(names) or hex(ftr)}"
 
+    def _wait_stopped(self, reads=1000):
+        """The DMASEV that raises the interrupt runs once the last DMAST is issued, not written:
+        the channel's DMAEND then waits for its bursts (Completing). Like Linux's _start, wait
+        for the channel to stop before calling the copy done. The interrupt is left unread, so
+        a call after a DmaError here still sees it."""
+        for _ in range(reads):
+            state = self.regs.read32(hw.CSR(self.channel)) & 0xF
+            if state != 9:                          # 9: completing
+                return
+        raise DmaError(f"the interrupt came, but channel {self.channel} is still completing "
+                       f"(its last bursts are not written) after {reads} CSR reads")
+
     def memcpy_wait(self, timeout_ms=1000):
-        """Wait for the copies' interrupt (the selftests' memcpy_wait polls the device instead),
-        then clear the event and unmask the line. A fault or no interrupt within timeout_ms
-        raises DmaError saying which (the selftests' returns non-zero)."""
+        """Wait for the copies' interrupt (the selftests' memcpy_wait polls the device instead)
+        and for the channel to finish its last bursts, then clear the event and unmask the line.
+        A fault or no interrupt within timeout_ms raises DmaError saying which (the selftests'
+        returns non-zero)."""
         self._require_init()
         board = self.device.board
         fds = [self.irq.eventfd] + ([self.abort_irq.eventfd] if self.abort_irq else [])
         ready = board.poll(fds, timeout_ms)
+        if self.irq.eventfd in ready and not self.fault():
+            self._wait_stopped()
         fired = self.irq.eventfd in ready and self.irq.wait(0)
         if self.abort_irq and self.abort_irq.eventfd in ready:
             self.abort_irq.wait(0)  # the line stays masked (automasked) until kill() recovers
