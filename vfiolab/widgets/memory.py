@@ -96,8 +96,8 @@ class MemoryDiff:
                            f"{self._strip(src, dst)}{self._hex(src, dst, first)}</div>")
 
     def still(self):
-        """A still picture of the view as it is now (HTML): the live view redraws when the memory
-        changes, the still keeps the moment a cell describes."""
+        """A still picture of the view as it is now (HTML): the live view redraws at each
+        refresh() (a linked panel's steps), the still keeps the moment a cell describes."""
         from IPython.display import HTML
         self.refresh()
         return HTML(f"<div style='opacity:0.9'><i>Still picture:</i>{self.html.value}</div>")
