@@ -92,6 +92,16 @@ def check_qemu():
         elif not os.path.exists(DEBIAN_KEYRING) and not os.path.exists("/etc/apt/trusted.gpg.d/debian-archive-bookworm-stable.asc"):
             facts.append("Debian's archive keys are not installed: apt cannot check the packages")
             fixes.append("sudo apt install debian-archive-keyring")
+    # vfio_platform=True (lab 03): vfio-platform modules built for the guest kernel, an xgmac node.
+    needs = [t for t in ("aarch64-linux-gnu-gcc", "make", "dtc") if not shutil.which(t)]
+    facts.append("vfio-platform on this board (qemu board vfio_platform=True): "
+                 + (f"needs {', '.join(needs)}" if needs else "build tools present")
+                 + "; the first use downloads ~150 MB (kernel headers, kbuild, linux-source) and "
+                 "builds the modules in about a minute; VFIO then runs in no-IOMMU mode, which "
+                 "isolates nothing and taints the guest kernel")
+    if needs:
+        fixes.append("sudo apt install gcc-aarch64-linux-gnu make device-tree-compiler   "
+                     "(for vfio-platform on the qemu board)")
     facts.append("console: `vfiolab console` opens a shell on a running board's guest")
     return Report("qemu", usable, facts, fixes)
 

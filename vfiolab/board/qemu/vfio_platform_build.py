@@ -15,7 +15,7 @@ with Exec format error) and gcc-aarch64-linux-gnu:
     mode isolates nothing (a device can DMA anywhere) and loading it taints the kernel.
 Every package is pinned to the guest kernel's own version (the archive keeps only the newest ABI,
 so the image and these move together); vermagic is checked against the kernel's.
-Nothing here boots them yet: the qemu board does not load them (see the issue note).
+QemuBoard(vfio_platform=True) shares them into the guest and loads them (agent.py's op_modprobe).
 """
 import os
 import shutil

@@ -6,8 +6,8 @@ line (-machine dumpdtb), adds the node with dtc, and the board boots with -dtb. 
 model on virt: the node sits over the first virtio-mmio windows (0x0a000000, which no transport of
 this board uses: QEMU fills them from the top), so its registers read as those empty windows, and
 the reset's writes (0 to 0xF1C, CONTROL &= ~(TE|RE)) land there harmlessly. It is behind no IOMMU:
-VFIO takes it only in no-IOMMU mode (vfio_platform_build.py's vfio.ko).
-Not wired into QemuBoard yet (Machine needs a hook to pass -dtb; see the issue 14 note).
+VFIO takes it only in no-IOMMU mode (vfio_platform_build.py's vfio.ko). QemuBoard(vfio_platform=
+True) boots with it (Machine.dtb_editor).
 """
 import os
 import shutil
