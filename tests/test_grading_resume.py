@@ -1,5 +1,6 @@
-"""A class run interrupted by Ctrl-C, then killed outright (as by a reboot), resumes where it
-stopped: what was recorded stays, is complete, and is not graded again; the rest is graded."""
+"""A class run interrupted by Ctrl-C, stopped by SIGTERM (a shutdown), then killed outright (power
+lost) resumes where it stopped: what was recorded stays, is complete, and is not graded again;
+the rest is graded."""
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ import pytest
 
 SAMPLE = os.path.join(os.path.dirname(__file__), "sample_lab", "99-sample")
 LAB = "99-sample"
-LEARNERS = [f"learner{i}" for i in range(5)]
+LEARNERS = [f"learner{i}" for i in range(6)]
 
 
 def recorded(out):
@@ -58,7 +59,12 @@ def test_an_interrupted_class_run_resumes_without_regrading(subs, tmp_path):
     book = json.load(open(out / "gradebook.json"))   # rebuilt on the way out
     assert sorted(r["learner"] for r in book["labs"]) == first
 
-    # killed outright (a reboot): nothing is written on the way out
+    # a shutdown's SIGTERM stops it as Ctrl-C does
+    code, _, stderr = stop_after(start(subs, out), out, len(first) + 1, signal.SIGTERM)
+    assert code == 130 and "interrupted:" in stderr, stderr
+    first = recorded(out)
+
+    # killed outright (power lost): nothing is written on the way out
     code, _, _ = stop_after(start(subs, out), out, len(first) + 1, signal.SIGKILL)
     assert code == -signal.SIGKILL
     second = recorded(out)

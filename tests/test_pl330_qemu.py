@@ -198,6 +198,24 @@ TRM_VS_QEMU = [
      "DMASTZ is an AXI burst like DMAST: an unaligned first beat is short and DAR moves to the "
      "aligned address after the burst (DST + 16). QEMU adds the full burst (DST + 19).",
      {"ch0.DAR": (DST + 16, DST + 19)}),
+    # Unaligned bursts are legal on both (the first beat is short); what goes wrong is loads and
+    # stores that move different amounts (lab 02's exercise 2 hint). SAR 1 past a beat, DAR 3:
+    # each first burst moves 31 bytes in, 29 out, so 2 bytes are left at DMAEND (the case above).
+    ("loads moving more than stores (SAR +1, DAR +3)",
+     _prog(f"DMAMOV CCR, 0x{ccr(8, 4, 8, 4):08x}\nDMAMOV SAR, 0x{SRC + 1:x}\n"
+           f"DMAMOV DAR, 0x{DST + 3:x}\nDMALP 4\nDMALD\nDMAST\nDMALPEND\nDMAEND"),
+     "Both copy the same 125 bytes; at DMAEND 2 loaded bytes remain: we drop them and stop, "
+     "QEMU locks up (as in 'DMAEND with loaded data no store took').",
+     {"ch0.state": (0, 15), "ch0.FTR": (0, 1 << 31)}),
+    # SAR 3 past a beat, DAR 1: the first DMAST wants 31 bytes, 29 were loaded.
+    ("stores moving more than loads (SAR +3, DAR +1)",
+     _prog(f"DMAMOV CCR, 0x{ccr(8, 4, 8, 4):08x}\nDMAMOV SAR, 0x{SRC + 3:x}\n"
+           f"DMAMOV DAR, 0x{DST + 1:x}\nDMALP 4\nDMALD\nDMAST\nDMALPEND\nDMAEND"),
+     "Both fault with store data unavailable (FTR bit 13): we at the first DMAST, before it "
+     "writes (as in 'store without data'); QEMU two bursts later, at the beat that finds the "
+     "MFIFO short.",
+     {"ch0.FTR": (1 << 13, 1 << 13), "ch0.DAR": (DST + 1, DST + 0x40),
+      "ch0.SAR": (SRC + 0x20, SRC + 0x60)}),
     ("DMASTZ stalled by a full write queue",
      _prog(f"DMAMOV CCR, 0x{ccr(8, 16, 8, 16):08x}\nDMAMOV DAR, 0x{DST:x}\nDMALP 20\nDMASTZ\n"
            "DMALPEND\nDMAEND"),

@@ -1,5 +1,6 @@
 """vfiolab grade SUBMISSIONS --out GRADES: run and grade a class's notebooks."""
 import os
+import signal
 import sys
 
 from ..grading.defaults import default_jobs
@@ -25,6 +26,10 @@ def add_arguments(parser):
                         help="grade again what is already graded (default: skip unchanged submissions)")
 
 
+def _stop(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run(args):
     from ..grading.grader import Limits, grade_class  # nbformat: seconds to import, so not for --help
     from ..grading.lab import LabError
@@ -36,6 +41,8 @@ def run(args):
     if not os.path.isdir(args.submissions):
         print(f"vfiolab grade: no folder {args.submissions}", file=sys.stderr)
         return 2
+    # A shutdown (SIGTERM, as at a reboot) stops the run as Ctrl-C does: what is done stays done.
+    signal.signal(signal.SIGTERM, _stop)
     try:
         graded, skipped, warnings = grade_class(
             args.submissions, args.out, labs, jobs=args.jobs, regrade=args.regrade,
