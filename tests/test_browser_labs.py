@@ -101,7 +101,7 @@ def test_lab_in_the_browser(lab_notebook, notebook_page):
     nb.shot("after-run-all")
     assert not problems, f"{lab} after Run All {where}:\n" + "\n".join(problems)
 
-    views = {kind: nb.page.locator(f".vfiolab-{kind}").all()
+    views = {kind: nb.views(f"vfiolab-{kind}")
              for kind in ("busgraph", "inspector", "pl330", "iommu", "memory")}
     for kind, found in views.items():
         for n, view in enumerate(found):

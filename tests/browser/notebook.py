@@ -12,7 +12,9 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 # The repr a widget falls back to when no widget manager draws it: the raw text a learner sees.
 RAW_WIDGET = re.compile(r"\b(VBox|HBox|Box|GridBox|Tab|Accordion|Output|HTML|Button|Dropdown)\("
                         r"(children|value|description|layout|options)=")
-CELLS = ".jp-NotebookPanel .jp-Notebook .jp-Cell"
+# The notebook in the tab shown (a page restores the tabs of an earlier one unless reset).
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+CELLS = f"{PANEL} .jp-Notebook .jp-Cell"
 
 
 class NotebookPage:
@@ -42,9 +44,13 @@ class NotebookPage:
     def cell(self, index):
         return self.page.locator(CELLS).nth(index)
 
+    def views(self, css_class):
+        """The widget views with this CSS class in this notebook (vfiolab's views carry one)."""
+        return self.page.locator(f"{PANEL} .{css_class}").all()
+
     # --- driving ---------------------------------------------------------------------------
     def open(self, timeout=90):
-        self.page.goto(self.server.url(f"/lab/tree/{self.path}"))
+        self.page.goto(self.server.url(f"/lab/tree/{self.path}") + "&reset")   # no earlier tabs
         n = len(self.nb.cells)
         self.page.wait_for_function(f"document.querySelectorAll({CELLS!r}).length == {n}",
                                     timeout=timeout * 1000)
@@ -64,7 +70,7 @@ class NotebookPage:
         return None
 
     def kernel_status(self):
-        return self.page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator").first \
+        return self.page.locator(f"{PANEL} .jp-Notebook-ExecutionIndicator").first \
             .get_attribute("data-status")
 
     def busy_prompts(self):
