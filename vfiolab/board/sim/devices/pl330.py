@@ -2,7 +2,7 @@
 
 Every beat the engine masters goes through the device's SMMU stream (port.bus), so a program with
 a bad address faults in the SMMU (board.iommu_faults()) and in the engine (FTR data read/write
-error). Interrupt lines follow the DT node (as on Juno): index 0 is the abort line, index 1 + n is
+error). Interrupt lines follow the DT node (the sim's fvp.dts order): index 0 is the abort line, index 1 + n is
 event IRQ n. The engine runs whenever the board services devices (each system call and each
 mapped register access), so a driver polling CSR sees its channel progress.
 """
