@@ -93,24 +93,30 @@ def run(args):
     print(f"grading {args.copies} copies of each lab's solution on {os.cpu_count()} cores "
           f"(load average {open('/proc/loadavg').read().split()[0]} at the start)", flush=True)
     rows = []  # (lab, grader, total, median, full, how)
+    print(f"{'lab':<18}{'grader':<20}{'total':>9}{'per notebook':>14}{'full marks':>12}  how",
+          flush=True)
+
+    def show(row):  # each figure as soon as it is measured: a long run shows what it has
+        rows.append(row)
+        lab, grader, total, median, full, how = row
+        print(f"{lab:<18}{grader:<20}{total:>8.1f}s{median:>13.2f}s{full:>8}/{args.copies:<3}  "
+              f"{how} (load {open('/proc/loadavg').read().split()[0]})", flush=True)
+
     for lab in labs:
         name = os.path.basename(lab)
         work = tempfile.mkdtemp(prefix="vfiolab-bench-grade-")
         try:
-            rows.append((name, "vfiolab grade", *time_vfiolab(lab, args.copies, args.jobs, work),
-                         f"{args.jobs} at a time, sandboxed, public + hidden checks"))
+            show((name, "vfiolab grade", *time_vfiolab(lab, args.copies, args.jobs, work),
+                  f"{args.jobs} at a time, sandboxed, public + hidden checks"))
             if not args.no_nbgrader:
                 try:
-                    rows.append((name, "nbgrader autograde", *time_nbgrader(lab, args.copies, work),
-                                 "one at a time, no sandbox, public checks"))
+                    show((name, "nbgrader autograde", *time_nbgrader(lab, args.copies, work),
+                          "one at a time, no sandbox, public checks"))
                 except (subprocess.CalledProcessError, OSError) as e:
                     print(f"nbgrader could not run ({e}); is it installed? pip install nbgrader",
                           file=sys.stderr)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{'lab':<18}{'grader':<20}{'total':>9}{'per notebook':>14}{'full marks':>12}  how")
-    for lab, grader, total, median, full, how in rows:
-        print(f"{lab:<18}{grader:<20}{total:>8.1f}s{median:>13.2f}s{full:>8}/{args.copies:<3}  {how}")
     totals = {}
     for lab, grader, total, *_ in rows:
         totals[grader] = totals.get(grader, 0) + total
