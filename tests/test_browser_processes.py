@@ -54,3 +54,33 @@ def test_no_browser_test_left_a_process():
     assert not left, f"still running after the browser tests: {procs.describe(left)}"
     strays = ours(procs.descendants(os.getpid()))
     assert not strays, f"children of this test run still running: {procs.describe(strays)}"
+
+
+CHILD = """
+import os, sys, time
+sys.path.insert(0, {tests!r})
+from browser.server import JupyterLab
+server = JupyterLab({root!r}, {scratch!r}).start()
+print(server.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_test_run_takes_jupyterlab_with_it(tmp_path):
+    """pytest killed outright (SIGKILL, no finalizer runs): the server still ends."""
+    import signal
+    import subprocess
+    import sys
+    work = workspace.prepare(tmp_path / "work", labs=[])
+    code = CHILD.format(tests=os.path.join(ROOT, "tests"), root=work.path, scratch=str(tmp_path))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        server = procs.identity(int(child.stdout.readline()))
+        assert procs.alive(server)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    left = procs.left_running({server: "jupyterlab"}, timeout=30)
+    procs.kill(left)
+    assert not left, "JupyterLab outlived the test process that started it"

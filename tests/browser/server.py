@@ -2,8 +2,10 @@
 
 The server runs in a process group of its own. stop() ends it on every path: SIGTERM first (the
 server shuts its kernels down), then SIGKILL for the group and for every descendant it had, kernels
-included (they run in sessions of their own, outside the group).
+included (they run in sessions of their own, outside the group). If the test process itself is
+killed, the server gets SIGTERM from the kernel (parent-death signal) and ends its kernels.
 """
+import ctypes
 import json
 import os
 import secrets
@@ -18,9 +20,23 @@ from vfiolab import workspace
 
 from . import procs
 
+PR_SET_PDEATHSIG = 1
+
 # A learner's JupyterLab as shipped, minus what needs the network this machine does not have.
 SETTINGS = {"@jupyterlab/apputils-extension/notification.jupyterlab-settings":
             {"fetchNews": "false", "checkForUpdates": False}}
+
+
+def _term_with_parent(parent_pid):
+    """Between fork and exec: SIGTERM when the test process dies, even by SIGKILL, so the server
+    still shuts its kernels down (prctl looked up before the fork)."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def setup():
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:      # the parent died before prctl took effect
+            os._exit(1)
+    return setup
 
 
 def free_port():
@@ -51,7 +67,8 @@ class JupyterLab:
                    VFIOLAB_BOARD="sim")
         with open(self.log_path, "w") as log:
             self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            preexec_fn=_term_with_parent(os.getpid()))
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
