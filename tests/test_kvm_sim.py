@@ -97,7 +97,6 @@ def test_the_vm_outlives_its_fd_while_a_vcpu_is_open(board):
 
 
 def test_an_irqfd_raised_by_a_device_interrupt_reaches_the_guest_through_board_calls(board):
-    # Edge: a plain irqfd pulses the line (1 then 0), which a level SPI would not keep.
     with kvm_scenarios.guest(board, guests.ICFGR_EDGE) as vmm:
         trigger = board.eventfd()
         vmm.irqfd(trigger, 9)

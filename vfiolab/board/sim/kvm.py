@@ -6,9 +6,10 @@ irqfd: an irqfd holds the kernel's reference to its eventfd. The kernel's irqfd_
 eventfd_signal; here every board call (board.service) and every slice of KVM_RUN consumes the
 eventfd's count and injects, so a VFIO trigger eventfd wired as an irqfd reaches the guest
 without user space reading it (only a raw os.read of that fd between two board calls could
-see the count first). With KVM_IRQFD_FLAG_RESAMPLE the line stays asserted until the guest
-deactivates the (level) SPI; then the line is lowered and every resamplefd on that gsi is
-signalled (irqfd_resampler_ack), which VFIO's unmask virqfd turns into an unmask.
+see the count first). An irqfd asserts its SPI (level 1) and never deasserts it by itself; with
+KVM_IRQFD_FLAG_RESAMPLE the guest's deactivation of the (level) SPI lowers the line and signals
+every resamplefd on that gsi (irqfd_resampler_ack), which VFIO's unmask virqfd turns into an
+unmask. Without a resampler a level SPI stays asserted: use edge SPIs for plain irqfds.
 
 Where the sim knowingly differs from a real kernel:
   - one vCPU (KVM_CAP_MAX_VCPUS and NR_VCPUS say 1; a second CREATE_VCPU is EINVAL);
@@ -346,13 +347,13 @@ class VmFile(File):
         irqfd.eventfd.put()
 
     def _consume(self, irqfd):
+        """irqfd_wakeup: on arm64 kvm_arch_set_irq_inatomic injects an SPI at once with level 1,
+        and nothing ever injects the 0 (irqfd_inject's 1-then-0 pulse is only the fallback when
+        the atomic path cannot be used). So a plain irqfd leaves a level SPI asserted: after each
+        EOI it fires again, for ever (seen on the qemu board's 6.1); only a resampler lowers it."""
         if not irqfd.eventfd.consume():
             return False
-        if irqfd.resampler is not None:      # irqfd_inject: held until the resampler's ack
-            self.set_spi(irqfd.gsi, True)
-        else:
-            self.set_spi(irqfd.gsi, True)
-            self.set_spi(irqfd.gsi, False)
+        self.set_spi(irqfd.gsi, True)
         return True
 
     def service_irqfds(self):

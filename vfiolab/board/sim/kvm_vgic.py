@@ -1,7 +1,8 @@
 """The vGICv3 KVM device (arch/arm64/kvm/vgic/vgic-kvm-device.c, vgic-init.c, Linux 6.1) over the C
 model (vfiolab/csrc/vgic3.c).
 
-    KVM_CREATE_DEVICE type 7       one per VM (EEXIST), not after a vCPU has run (EBUSY)
+    KVM_CREATE_DEVICE type 7       one per VM (EEXIST), not after a vCPU has run (EBUSY); ENODEV
+                                   on a board whose GIC is a GICv2 (gic="v2m"), as on the qemu board
     GRP_ADDR DIST / REDIST         u64 at attr.addr: 64 KiB aligned (EINVAL), once (EEXIST),
                                    inside the IPA space (E2BIG); REDIST must not overlap DIST
     GRP_NR_IRQS                    u32: 64..1023, a multiple of 32 (EINVAL); before init (EBUSY)
@@ -49,7 +50,11 @@ def create_device(vm, buf):
     dev_type, _fd, flags = struct.unpack("<III", buf.read(0, 12))
     if dev_type != K.KVM_DEV_TYPE_ARM_VGIC_V3:
         raise kernel_error(errno.ENODEV, f"KVM_CREATE_DEVICE: the sim offers device type "
-                           f"{K.KVM_DEV_TYPE_ARM_VGIC_V3} (vGICv3) only, not {dev_type}")
+                           f"{K.KVM_DEV_TYPE_ARM_VGIC_V3} (vGICv3) only, not {dev_type} (a real kernel "
+                           "offers the vGICv2 on a GICv2 host and the ITS on a GICv3 host with one)")
+    if vm.board.gic == "v2m":
+        raise kernel_error(errno.ENODEV, "KVM_CREATE_DEVICE: this board's GIC is a GICv2 (gic=\"v2m\"): "
+                           "KVM has no vGICv3 to offer on it (boot the board with gic=\"its\")")
     if flags & 1:                       # KVM_CREATE_DEVICE_TEST: would it work?
         return 0
     if vm.vgic is not None:
