@@ -362,7 +362,9 @@ def irqfd_hint(r):
         if r["trigger_unread"]:
             return ("the device's interrupt reached the trigger eventfd but not the guest: KVM_IRQFD "
                     "must be given that eventfd (vmm.irqfd(ktrigger, GSI, ...))")
-        return "the guest took no interrupt after the device raised its line"
+        return ("the guest took no interrupt after the device raised its line: did wire_irqfd() run "
+                "(VFIO trigger = ktrigger, unmask = kresample, vmm.irqfd(ktrigger, GSI, "
+                "resamplefd=kresample))?")
     if r["iar"] != 32 + GSI:
         return f"the guest took INTID {r['iar']}, not {32 + GSI} (SPI 32 + GSI)"
     if not r["eoi"]:
@@ -478,8 +480,9 @@ def icfgr_hint(seen, index):
     want = icfgr_expected(value, intid)
     if got == want:
         return None
-    shown = f"0x{got:08x}" if isinstance(got, int) else got
-    return f"level_icfgr(0x{value:08x}, {intid}) gave {shown}, expected 0x{want:08x}"
+    if not isinstance(got, int):
+        return f"level_icfgr(0x{value:08x}, {intid}) failed: {got}"
+    return f"level_icfgr(0x{value:08x}, {intid}) gave 0x{got:08x}, expected 0x{want:08x}"
 
 
 @check("ex6-value", points=1)
