@@ -10,7 +10,7 @@ import pytest
 from vfiolab.grading.lab import Lab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LABS = [os.path.join(ROOT, "labs", "01-platform-bus"), os.path.join(ROOT, "labs", "02-vfio-pl330")]
+LABS = [os.path.join(ROOT, "labs", name) for name in ("01-platform-bus", "02-vfio-pl330", "03-xgmac-irqfd")]
 HEADING = re.compile(r"^##[^\n]*Exercise (\d+):[^\n]*\((\d+) points?(?:: (\d+) from the public "
                      r"checks? below, (\d+) more hidden)?\)", re.M)
 
