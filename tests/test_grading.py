@@ -159,3 +159,26 @@ def test_a_check_cell_runs_only_the_observers_its_checks_read():
         seen["costly"]
     with pytest.raises(KeyError, match="no observation named 'other'"):
         seen["other"]
+
+
+def test_a_kernel_that_dies_before_answering_is_started_again(monkeypatch):
+    """No learner code ran, so it is the grader's failure (a TCP port taken between choosing and
+    binding it, seen 1 in 100 on a loaded machine): the runner tries again, and says so."""
+    from vfiolab.grading import runner
+    calls = []
+
+    def execute(job, nb, budget):
+        calls.append(len(nb.cells))
+        if len(calls) == 1:
+            return {"status": "error", "notes": ["the grader could not run the notebook"],
+                    "detail": ["RuntimeError: Kernel died before replying to kernel_info"],
+                    "phases": {}, "seconds": 0.1}
+        return {"status": "ok", "notes": [], "observations": {"dst": 1}, "tampering": [],
+                "phases": {"kernel start": 0.2}, "seconds": 0.5}
+
+    monkeypatch.setattr(runner, "_execute", execute)
+    nb = nbformat.read(os.path.join(SAMPLE, "99-sample.ipynb"), as_version=4)
+    result = runner.run_notebook({"notebook_timeout": 10}, nb)
+    assert result["status"] == "ok" and calls == [len(nb.cells)] * 2
+    assert result["detail"] == ["the kernel failed to start 1 time(s) before this run: "
+                                "RuntimeError: Kernel died before replying to kernel_info"]

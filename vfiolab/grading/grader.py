@@ -153,6 +153,8 @@ def _run_isolated(job, prepared, limits, out, work, prints_path, hide, factory):
     try:
         with open(raw_path) as f:
             run = json.load(f)
+        if run.get("status") == "error":
+            run.setdefault("detail", []).append("the runner's log ends: " + " / ".join(_tail(log)))
         times = run.pop("runner", None)
         if times:
             run.setdefault("phases", {}).update({
@@ -160,14 +162,18 @@ def _run_isolated(job, prepared, limits, out, work, prints_path, hide, factory):
                 "runner exit": round(time.time() - times["ended"], 3)})
         return run
     except (OSError, ValueError):
-        try:
-            with open(log, errors="replace") as f:
-                tail = f.read().strip().splitlines()[-3:]
-        except OSError:
-            tail = []
         return {"status": "error", "notes": ["the grader could not run the notebook"],
                 "detail": [f"the runner exited with status {process.exitcode} and no result; "
-                           "its log ends: " + " / ".join(tail)]}
+                           "its log ends: " + " / ".join(_tail(log))]}
+
+
+def _tail(log, lines=4):
+    try:
+        with open(log, errors="replace") as f:
+            return [line for line in f.read().strip().splitlines()
+                    if "running over TCP without encryption" not in line][-lines:]
+    except OSError:
+        return []
 
 
 _context = None

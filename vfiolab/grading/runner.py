@@ -243,7 +243,17 @@ def run_notebook(job, nb):
     cells all come before N ("stopped_cell"), and says the others were not graded."""
     pristine = nbformat.from_dict(copy.deepcopy(nb))
     started = time.monotonic()
-    result = _execute(job, nb, job["notebook_timeout"])
+    for attempt in range(3):
+        # A kernel that dies before it answers ran no learner code: the grader's own failure
+        # (seen 1 in 100 on a loaded machine: its TCP ports were taken in between), so try again.
+        result = _execute(job, nb, job["notebook_timeout"])
+        if result["status"] != "error" or "kernel start" in result["phases"]:
+            break
+        failed = result.get("detail", [])
+        nb = nbformat.from_dict(copy.deepcopy(pristine))
+    if attempt:
+        result.setdefault("detail", []).append(f"the kernel failed to start {attempt} time(s) "
+                                               f"before this run: {'; '.join(failed)}")
     index = result.pop("stopped_index", None)
     if index is None:
         return result
