@@ -85,10 +85,20 @@ def test_every_lab_notebook_is_found():
 
 @pytest.mark.parametrize("lab_notebook", LAB_NOTEBOOKS,
                          ids=[os.path.basename(os.path.dirname(p)) for p in LAB_NOTEBOOKS])
-def test_lab_in_the_browser(lab_notebook, notebook_page):
+def test_lab_in_the_browser(lab_notebook, notebook_page, session):
     lab = os.path.basename(os.path.dirname(lab_notebook))
-    nb = notebook_page(f"{lab}/{os.path.basename(lab_notebook)}")
-    where = f"(screenshots: {nb.shots})"
+    shots = os.path.join(session.scratch, "screens", f"test_lab_in_the_browser[{lab}]")
+    where = f"(screenshots: {shots})"
+    try:
+        nb = notebook_page(f"{lab}/{os.path.basename(lab_notebook)}")
+        learn_in_the_browser(lab, lab_notebook, nb, where)
+    except AssertionError:
+        raise
+    except Exception as e:      # a page that never got where it should: say where the pictures are
+        raise AssertionError(f"{lab}: {type(e).__name__}: {str(e).splitlines()[0]} {where}") from e
+
+
+def learn_in_the_browser(lab, lab_notebook, nb, where):
     nb.shot("opened")
 
     # Answer as a learner who knows the answers: type them in, then Run All.
@@ -122,13 +132,15 @@ def test_lab_in_the_browser(lab_notebook, notebook_page):
 
     # A wrong answer in one exercise shows its hint in the page.
     wrong = learner.wrong_answer(lab)
-    if wrong is None:      # no wrong answer written for this lab: its first exercise left undone
-        answer, check = learner.first_exercise(nb)
+    if wrong is None:      # no wrong answer written for this lab: its first exercise left undone,
+        answer, check = learner.first_exercise(nb)       # on a fresh kernel (the board as booted)
         source, hint = "# YOUR CODE HERE\nraise NotImplementedError()", None
     else:
         answer, check, source, hint = wrong
     a, c = nb.index_of(answer), nb.index_of(check)
     nb.set_source(a, source)
+    if wrong is None:
+        nb.restart_and_run_to(a - 1)
     nb.run_cells(a, c)
     shown = nb.output_text(c)
     nb.shot(f"hint-{check}", nb.cell(c))

@@ -123,6 +123,16 @@ class NotebookPage:
             self.page.keyboard.press("Shift+Enter")
             self.wait_idle(timeout)
 
+    def restart_and_run_to(self, index, timeout=300):
+        """Kernel > Restart Kernel and Run up to Selected Cell, with cell `index` selected."""
+        cell = self.cell(index)
+        cell.scroll_into_view_if_needed()
+        cell.locator(".jp-InputPrompt").click()
+        self.menu("Kernel", "Restart Kernel and Run up to Selected Cell…")
+        self.page.locator(".jp-Dialog button.jp-mod-accept").click()
+        self.page.wait_for_timeout(1000)
+        self.wait_idle(timeout)
+
     def append_cell(self, text, timeout=120):
         """A new code cell at the end holding `text`, run with Shift+Enter; returns its index."""
         last = len(self.page.locator(CELLS).all()) - 1
