@@ -13,6 +13,7 @@ import select
 import signal
 import struct
 import sys
+import threading
 
 if __name__ == "__main__":
     sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else "/opt/vfiolab")
@@ -27,7 +28,7 @@ SYS_DELETE_MODULE, SYS_FINIT_MODULE = 106, 273
 EXTRA_MODULES_TAG = "vfiolab-modules"      # 9p share of modules built for this kernel, if any
 EXTRA_MODULES_DIR = "/lib/modules/vfiolab-extra"
 KVM_RUN = 0xAE80          # _IO(KVMIO, 0x80): the agent must not import vfiolab.uapi_kvm's ctypes
-KVM_RUN_SLICE = 0.5       # seconds a KVM_RUN may block the agent
+KVM_RUN_SLICE = 0.5       # seconds a KVM_RUN runs before it returns EINTR
 
 
 def find_port(timeout=20):
@@ -66,11 +67,15 @@ class Agent:
         self.next_id = 1
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.mlock.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+        self.send_lock = threading.Lock()
+        # A KVM_RUN thread is stopped by SIGUSR1 (its ioctl returns EINTR); the handler does nothing.
+        signal.signal(signal.SIGUSR1, lambda *_: None)
 
     def send(self, message):
         data = protocol.encode(message)
-        while data:
-            data = data[os.write(self.port, data):]
+        with self.send_lock:           # KVM_RUN threads answer too
+            while data:
+                data = data[os.write(self.port, data):]
 
     def new_id(self):
         self.next_id += 1
@@ -101,18 +106,27 @@ class Agent:
         return ret, bytes(buf) if kind == "inout" else None
 
     def kvm_run(self, fd, arg):
-        """KVM_RUN for at most KVM_RUN_SLICE seconds: a guest waiting in WFI would block this
-        one-call-at-a-time agent for ever, so a timer signal interrupts it, as a VMM's would, and
-        the caller gets EINTR with kvm_run.exit_reason KVM_EXIT_INTR. Eventfds the run signalled
-        (resamplefds) are forwarded before the answer, so the host sees them when KVM_RUN returns."""
-        signal.signal(signal.SIGALRM, lambda *_: None)
-        signal.setitimer(signal.ITIMER_REAL, KVM_RUN_SLICE)
+        """KVM_RUN in this (KVM_RUN's own) thread for at most KVM_RUN_SLICE seconds: a guest
+        waiting in WFI would block for ever, so a signal to this thread interrupts it, as a VMM's
+        timer would, and the caller gets EINTR with kvm_run.exit_reason KVM_EXIT_INTR. Eventfds
+        the run signalled (resamplefds) are forwarded before the answer, so the host sees them
+        when KVM_RUN returns."""
+        me = threading.get_ident()
+        timer = threading.Timer(KVM_RUN_SLICE, lambda: self._interrupt(me))
+        timer.start()
         try:
             return self.board.ioctl(fd, KVM_RUN, arg)
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            timer.cancel()
             for watched in list(self.watched):
                 self.forward_event(watched)
+
+    @staticmethod
+    def _interrupt(thread):
+        try:
+            signal.pthread_kill(thread, signal.SIGUSR1)
+        except (ProcessLookupError, OSError):
+            pass
 
     def op_read(self, fd, n, offset):
         return self.board.read(fd, n, offset)
@@ -232,6 +246,13 @@ class Agent:
     # --- loop ---------------------------------------------------------------------------------
     def handle(self, seq, op, args):
         self.current_seq = seq
+        if op == "ioctl" and len(args) > 1 and args[1] == KVM_RUN:
+            # The vCPU runs in a thread of its own: the agent keeps serving other calls meanwhile.
+            threading.Thread(target=self.answer, args=(seq, op, args), daemon=True).start()
+            return
+        self.answer(seq, op, args)
+
+    def answer(self, seq, op, args):
         fn = getattr(self, "op_" + op, None)
         try:
             if fn is None:

@@ -7,10 +7,11 @@ learner holds on this side behaves as on a host:
     board calls translate it to the guest's fd, including inside ioctl arguments that carry fds
     (VFIO_GROUP_SET_CONTAINER, VFIO_DEVICE_SET_IRQS and KVM_IRQFD with eventfds); the fds KVM
     ioctls return (KVM_CREATE_VM, KVM_CREATE_VCPU, KVM_CREATE_DEVICE's fd field) get placeholders;
-  - KVM (virtualization=on, the default, starts the guest at EL2): KVM_RUN is bounded by the agent
-    to half a second, then returns EINTR (KVM_EXIT_INTR) as after a VMM's timer signal, so a guest
-    waiting in WFI does not hold the agent; user pointers in KVM structs (memory slots, ONE_REG,
-    device attributes) are guest addresses: use board.alloc() buffers (.vaddr);
+  - KVM (virtualization=on, the default, starts the guest at EL2): the agent runs each KVM_RUN in
+    a thread of its own, so other calls (from other threads here) go on while a vCPU runs; a
+    KVM_RUN returns EINTR (KVM_EXIT_INTR) after half a second, as after a VMM's timer signal, so a
+    guest waiting in WFI hands control back; user pointers in KVM structs (memory slots,
+    ONE_REG, device attributes) are guest addresses: use board.alloc() buffers (.vaddr);
   - eventfd() gives a real eventfd of this process; when the guest's twin fires (an MSI through the
     ITS, say) the agent reports it and this side signals the local one, so poll, select and asyncio
     wait on it directly; writing it writes the guest's twin (where the kernel may consume it, as
@@ -178,7 +179,8 @@ class QemuBoard:
         self._buffers = weakref.WeakSet()
         self._to_free = []            # guest buffers whose host side is gone
         self._mappings = []
-        self._replies = queue.Queue()
+        self._waiting = {}       # seq -> Queue of the call waiting for that answer
+        self._closed = False     # the agent's connection ended
         self._send_lock = threading.Lock()
         self._seq = 0
         self._dead = None        # why the guest is gone, once it is
@@ -262,10 +264,17 @@ class QemuBoard:
                             except OSError:  # closed meanwhile
                                 pass
                     else:
-                        self._replies.put(message)
+                        # Answers go to the call that waits for them, so calls from several
+                        # threads overlap (a KVM_RUN blocks in the guest while others go on);
+                        # an answer nobody waits for (its call timed out) is dropped.
+                        box = self._waiting.get(message[1])
+                        if box is not None:
+                            box.put(message)
         except OSError:
             pass
-        self._replies.put(("closed",))
+        self._closed = True
+        for box in list(self._waiting.values()):
+            box.put(("closed",))
         try:
             os.eventfd_write(self._death, 1)  # wakes a poll() that waits for an MSI in vain
         except OSError:
@@ -311,18 +320,24 @@ class QemuBoard:
                 self._call("free", self._to_free.pop())
             except (IndexError, OSError, ValueError):
                 pass
+        box = queue.Queue()
         with self._send_lock:
             self._seq += 1
             seq = self._seq
+            self._waiting[seq] = box
             try:
                 self._sock.sendall(protocol.encode((seq, op, args)))
             except OSError:
+                self._waiting.pop(seq, None)
                 raise self._guest_gone("closed its connection") from None
+        try:
+            if self._closed:
+                box.put(("closed",))
             deadline = time.monotonic() + (timeout or self.timeout)
             while True:
                 left = max(0.0, deadline - time.monotonic())
                 try:
-                    reply = self._replies.get(timeout=min(left, 0.25) if watch else left)
+                    reply = box.get(timeout=min(left, 0.25) if watch else left)
                 except queue.Empty:
                     if time.monotonic() < deadline:
                         watch()
@@ -330,8 +345,9 @@ class QemuBoard:
                     raise self._guest_gone(f"did not answer {op} within {timeout or self.timeout:.0f} s")
                 if reply[0] == "closed":
                     raise self._guest_gone("stopped (its kernel panicked or powered off)")
-                if reply[1] == seq:
-                    break  # replies with older numbers answered calls that timed out: drop them
+                break
+        finally:
+            self._waiting.pop(seq, None)
         if reply[0] == "ok":
             return reply[2]
         if reply[0] == "oserror":
