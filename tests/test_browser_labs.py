@@ -149,12 +149,17 @@ def learn_in_the_browser(lab, lab_notebook, nb, where):
         assert hint in shown, f"{nb.label(c)} does not show the hint {hint!r} {where}:\n{shown}"
 
 
-def test_a_broken_widget_fails_naming_its_cell(notebook_page):
+def test_broken_widgets_fail_naming_their_cells(notebook_page):
     nb = notebook_page("browser_fixtures/broken-widget/broken-widget.ipynb")
     nb.run_all(timeout=120)
     problems = nb.problems(loading_timeout=10)
-    nb.shot("broken-widget")
-    assert len(problems) == 1, problems
-    assert problems[0].startswith("cell 3 of 4 `from traitlets import Unicode`: the widget view "
-                                  "failed: "), problems
-    assert "NoSuchView" in problems[0], problems
+    nb.shot("broken-widgets")
+    print("\n".join(problems))
+    assert len(problems) == 3, problems
+    view_failed, raw, no_model = problems
+    assert view_failed.startswith("cell 3 of 6 `from traitlets import Unicode`: the widget view "
+                                  "failed: ") and "NoSuchView" in view_failed, problems
+    assert raw.startswith("cell 5 of 6 `print(w.VBox([w.HTML(\"printed, not shown\")]))`: raw widget "
+                          "text instead of a view: ") and "VBox(children=" in raw, problems
+    assert no_model == ("cell 6 of 6 `from IPython.display import display`: the page shows "
+                        "'Error displaying widget: model not found'"), problems

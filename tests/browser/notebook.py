@@ -193,7 +193,8 @@ class NotebookPage:
         view.scroll_into_view_if_needed()
         view.click()
         self.page.wait_for_timeout(300)
-        return " ".join(view.inner_text().split())[:200]
+        text = " ".join(view.inner_text().split())
+        return re.sub(r"^\[Open Browser Console[^\]]*\]\s*", "", text)[:200]   # the error, not the help
 
     def problems(self, loading_timeout=30):
         """What a learner would see wrong after running the notebook, one line per problem,
