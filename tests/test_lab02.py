@@ -7,6 +7,7 @@
 Grading (solution full marks, learner version zero with hints) is tests/test_grading_labs.py's,
 for every lab through `vfiolab grade`.
 """
+import copy
 import os
 import shutil
 
@@ -168,3 +169,40 @@ def test_check_cells_are_worth_the_public_points_their_headings_announce():
     for ex in exercises:
         public = sum(c.points for c in checks if c.exercise == ex and not c.hidden)
         assert announced[ex] == cell_points[ex] == public, ex
+
+
+def test_an_exercise_2_answer_does_not_win_exercise_6(tmp_path):
+    """Linux's microcode for this PL330 has no barriers, so exercise 2's answer is already at the
+    bus's speed on a plain copy. Exercise 6's rectangle is not won by it: one memcpy per row is
+    correct but too big, the same loop with barriers is compact but too slow."""
+    folder = shutil.copytree(LAB, tmp_path / "lab")
+    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    answer, check = ids.index("ex6-answer"), ids.index("ex6")
+    nb.cells[answer].source = (
+        "def rect_microcode(src, dst, width, rows, src_stride, dst_stride):\n"
+        "    lines = []\n"
+        "    for r in range(rows):\n"
+        "        lines += copy_lines(src + r * src_stride, dst + r * dst_stride, width)\n"
+        "    return assemble('\\n'.join(lines + [f'DMASEV E{EVENT}', 'DMAEND']))\n")
+    barriers = nbformat.v4.new_code_cell(
+        "def rect_microcode(src, dst, width, rows, src_stride, dst_stride):\n"
+        "    body = ['DMALD', 'DMARMB', 'DMAST', 'DMAWMB']\n"
+        "    (bursts, rest), tail = divmod(width // 8, 16), width % 8\n"
+        "    row = ['DMAMOV CCR, SB16 SS64 DB16 DS64', f'DMALP LC1, {bursts}', *body, 'DMALPEND LC1',\n"
+        "           f'DMAMOV CCR, SB{rest} SS64 DB{rest} DS64', *body,\n"
+        "           f'DMAMOV CCR, SB{tail} SS8 DB{tail} DS8', *body,\n"
+        "           f'DMAADDH SAR, {src_stride - width}', f'DMAADDH DAR, {dst_stride - width}']\n"
+        "    lines = [f'DMAMOV SAR, {src:#x}', f'DMAMOV DAR, {dst:#x}']\n"
+        "    while rows:\n"
+        "        n = min(rows, 256)\n"
+        "        lines += [f'DMALP LC0, {n}', *row, 'DMALPEND LC0']\n"
+        "        rows -= n\n"
+        "    return assemble('\\n'.join(lines + [f'DMASEV E{EVENT}', 'DMAEND']))\n")
+    nb.cells = nb.cells[:check + 1] + [barriers, copy.deepcopy(nb.cells[check])]
+    execute(nb, str(folder), allow_errors=True)
+    per_row, with_barriers = text_of(nb.cells[check]), text_of(nb.cells[-1])
+    assert "PASS ex6-rect" in per_row and "FAIL ex6-compact" in per_row, per_row
+    assert "DMAADDH" in per_row
+    assert "PASS ex6-rect" in with_barriers and "PASS ex6-compact" in with_barriers, with_barriers
+    assert "FAIL ex6-bus-speed" in with_barriers and "Barriers" in with_barriers, with_barriers
