@@ -68,6 +68,12 @@ def test_solution_runs_on_the_sim(tmp_path):
     assert ("1003 x 300: 91 bytes of microcode (at most 512), 38408 cycles (the bus needs 38400, "
             "at most 40384 allowed), rows correct, gaps untouched") in outputs
     assert "after INTEN: interrupt: 1" in outputs          # our engine: line = RIS & INTEN
+    # After Run All the live panel shows the end; the still picture beside it keeps the moment
+    # section 4's text describes: 300 cycles in, channel 0 completing, E0 already raised.
+    stepped = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "code-44")
+    stills = [o["data"]["text/html"] for o in stepped.outputs if "text/html" in o.get("data", {})]
+    assert len(stills) == 2 and "Still picture, at 300 cycles" in stills[0]
+    assert "completing" in stills[0] and "IRQ raised" in stills[0] and "2360 bytes match" in stills[1]
 
 
 @pytest.mark.skipif(not find_qemu("qemu-system-aarch64"),
