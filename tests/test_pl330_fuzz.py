@@ -61,12 +61,12 @@ static uint32_t put_mov(uint8_t *p, uint32_t i, uint8_t reg, uint32_t v)
     return i + 6;
 }
 
-/* Copy loops (Linux's shape and others) with random CCRs and addresses: the queues, the MFIFO
- * and the fast path get exercised, and addresses run off the end of memory. */
+/* Copy loops (Linux's shape and others, some strided by DMAADDH) with random CCRs and addresses:
+ * the queues, the MFIFO and the fast path get exercised, and addresses run off the end of memory. */
 static void copy_program(uint8_t *p, uint32_t n, uint32_t size)
 {
     uint32_t i = 0;
-    while (i + 32 <= n) {
+    while (i + 40 <= n) {
         uint32_t ccr = rnd();
         if (rnd() % 4) {
             uint32_t s = rnd() % 4, b = rnd() % 16;
@@ -82,6 +82,8 @@ static void copy_program(uint8_t *p, uint32_t n, uint32_t size)
         if (rnd() & 1) p[i++] = 0x12;
         p[i++] = 0x08;
         if (rnd() % 4) p[i++] = 0x13;
+        for (int k = 0; k < 2; k++)   /* DMAADDH SAR/DAR: strided streams for the fast path */
+            if (rnd() % 3 == 0) { p[i++] = (uint8_t)(0x54 | k << 1); p[i++] = (uint8_t)(rnd() % 200); p[i++] = 0; }
         p[i++] = 0x3C;
         p[i] = (uint8_t)(i - 1 - body);
         i++;
