@@ -26,4 +26,14 @@ WRONG_ANSWERS = {
                   '    return assemble("\\n".join(lines + [f"DMASEV E{EVENT}", "DMAEND"]))',
         "hint": "first difference at byte 1002 (0x3ea): observed 0xff, expected 0x00",
     },
+    "03-xgmac-irqfd": {
+        "answer": "ex1-answer",
+        "check": "ex1",
+        # The transmitter stopped but the receiver forgotten: the MAC keeps taking frames.
+        "source": "def calxeda_reset(regs):\n"
+                  "    regs.write32(X.DMA_INTR_ENA, 0)\n"
+                  "    regs.write32(X.DMA_CONTROL, regs.read32(X.DMA_CONTROL) & ~(X.DMA_CONTROL_ST | X.DMA_CONTROL_SR))\n"
+                  "    regs.write32(X.CONTROL, regs.read32(X.CONTROL) & ~X.CONTROL_TE)",
+        "hint": "CONTROL is 0x1004 after the reset: TE (0x8) and RE (0x4) must be clear",
+    },
 }
