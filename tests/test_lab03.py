@@ -137,3 +137,25 @@ def test_whole_notebook_runs_with_the_qemu_board(tmp_path):
     assert "kernel: 6.1" in out
     assert "modprobe vfio_platform" in out or "vfio_platform loaded" in out
     assert "/dev/kvm present:" in out
+
+
+def test_a_frame_copied_by_the_cpu_does_not_pass_for_a_loopback(tmp_path):
+    """Exercise 3 with a loopback that puts the frame into the RX buffer by CPU: the bytes are
+    right, the check still fails and says why (the xgmac's DMA never wrote them: board.dma_writes)."""
+    folder = shutil.copytree(LAB, tmp_path / "lab")
+    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    answer, check = ids.index("ex3-answer"), ids.index("ex3")
+    nb.cells[answer].source = (
+        "def handle_irq():\n"
+        "    pass\n\n"
+        "def loopback(frame):\n"
+        "    global slot\n"
+        "    put(RX_BUF + (slot % SLOTS) * BUF, frame)\n"
+        "    slot += 1\n"
+        "    return frame\n")
+    nb.cells = nb.cells[:check + 1]
+    execute(nb, str(folder))
+    assert [i for i, _ in errors(nb)] == [check]          # a failing check cell ends in an error
+    verdict = str(nb.cells[check].outputs)
+    assert "the 64-byte frame is in the RX buffer, but the xgmac's DMA did not write it there" in verdict, verdict
