@@ -127,35 +127,23 @@ def test_every_cell_run_twice_gives_the_same_answer_as_once(tmp_path):
                     reason="qemu-system-aarch64 is not installed: the qemu-board section of lab 03 "
                            "cannot run (on Debian or Ubuntu: sudo apt install qemu-system-arm)")
 def test_whole_notebook_runs_with_the_qemu_board(tmp_path):
-    """VFIOLAB_BOARD=qemu: sections 1-4 stay on the sim (the qemu board has no xgmac and its agent
-    no KVM yet); the cells tagged "qemu" run on the real kernel and say what it has."""
+    """VFIOLAB_BOARD=qemu: sections 1-4 stay on the sim (QEMU's virt has no xgmac); the cells
+    tagged "qemu" run on the real kernel: the real refusal and the real Calxeda reset module
+    (vfio_platform=True: modules built for the guest kernel, no-IOMMU), then edu's INTx into the
+    lab's guest through real KVM's irqfd + resamplefd."""
     folder = shutil.copytree(LAB, tmp_path / "lab")
     nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    execute(nb, str(folder), board="qemu", timeout=300)
+    execute(nb, str(folder), board="qemu", timeout=600)
     assert errors(nb) == []
     out = "\n".join(text_of(c) for c in nb.cells if c.cell_type == "code")
-    assert "kernel: 6.1" in out
-    assert "modprobe vfio_platform" in out or "vfio_platform loaded" in out
-    assert "/dev/kvm present:" in out
-
-
-def test_a_frame_copied_by_the_cpu_does_not_pass_for_a_loopback(tmp_path):
-    """Exercise 3 with a loopback that puts the frame into the RX buffer by CPU: the bytes are
-    right, the check still fails and says why (the xgmac's DMA never wrote them: board.dma_writes)."""
-    folder = shutil.copytree(LAB, tmp_path / "lab")
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
-    answer, check = ids.index("ex3-answer"), ids.index("ex3")
-    nb.cells[answer].source = (
-        "def handle_irq():\n"
-        "    pass\n\n"
-        "def loopback(frame):\n"
-        "    global slot\n"
-        "    put(RX_BUF + (slot % SLOTS) * BUF, frame)\n"
-        "    slot += 1\n"
-        "    return frame\n")
-    nb.cells = nb.cells[:check + 1]
-    execute(nb, str(folder))
-    assert [i for i, _ in errors(nb)] == [check]          # a failing check cell ends in an error
-    verdict = str(nb.cells[check].outputs)
-    assert "the 64-byte frame is in the RX buffer, but the xgmac's DMA did not write it there" in verdict, verdict
+    print(out[out.index("qemu board"):])
+    assert "a000000.ethernet: driver after the bind without the reset module: None" in out
+    assert "VFIO: No reset function found for device a000000.ethernet" in out
+    assert "with vfio_platform_calxedaxgmac loaded: driver vfio-platform" in out
+    assert "device flags 0x5: RESET True" in out
+    assert "rmmod vfio_platform_calxedaxgmac while the device is bound:" in out
+    assert out.count("a000000.ethernet: VFIO: reset") == 3                 # open, RESET, close
+    assert "real KVM, first KVM_RUN: intr" in out
+    for i in (1, 2, 3):
+        assert (f"round {i}: guest IAR took INTID 37, then EOI written; counts left for user "
+                "space: trigger 0, resample 0") in out
