@@ -1,6 +1,5 @@
 """When the browser tests cannot run they say exactly why (and skip, or fail under
 VFIOLAB_REQUIRE_BROWSER=1): no chromium, a path that is not one, a chromium that does not start."""
-import os
 
 import pytest
 
