@@ -123,9 +123,15 @@ def test_every_cell_run_twice_gives_the_same_answer_as_once(tmp_path):
     assert checked >= 12              # every answer and check cell of the six exercises
 
 
+VFIO_PLATFORM_TOOLS = ("apt-get", "aarch64-linux-gnu-gcc", "make", "dpkg-deb", "dtc")
+
+
 @pytest.mark.skipif(not find_qemu("qemu-system-aarch64"),
                     reason="qemu-system-aarch64 is not installed: the qemu-board section of lab 03 "
                            "cannot run (on Debian or Ubuntu: sudo apt install qemu-system-arm)")
+@pytest.mark.skipif(not all(shutil.which(t) for t in VFIO_PLATFORM_TOOLS),
+                    reason="the qemu board's vfio-platform build needs " + ", ".join(VFIO_PLATFORM_TOOLS)
+                           + ": ./bootstrap test installs them")
 def test_whole_notebook_runs_with_the_qemu_board(tmp_path):
     """VFIOLAB_BOARD=qemu: sections 1-4 stay on the sim (QEMU's virt has no xgmac); the cells
     tagged "qemu" run on the real kernel: the real refusal and the real Calxeda reset module
