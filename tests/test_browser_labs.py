@@ -22,6 +22,8 @@ from browser.notebook import NotebookPage
 from browser.session import browser_session
 from vfiolab import workspace
 
+# The views photographed after Run All: vfiolab's widgets carry the class vfiolab-<kind>.
+VIEW_KINDS = ("busgraph", "inspector", "pl330", "iommu", "memory", "xgmac", "irq-timeline")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LAB_NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "labs", "[0-9][0-9]-*", "*.ipynb")))
 FIXTURES = os.path.join(ROOT, "tests", "browser_fixtures")
@@ -111,8 +113,7 @@ def learn_in_the_browser(lab, lab_notebook, nb, where):
     nb.shot("after-run-all")
     assert not problems, f"{lab} after Run All {where}:\n" + "\n".join(problems)
 
-    views = {kind: nb.views(f"vfiolab-{kind}")
-             for kind in ("busgraph", "inspector", "pl330", "iommu", "memory")}
+    views = {kind: nb.views(f"vfiolab-{kind}") for kind in VIEW_KINDS}
     for kind, found in views.items():
         for n, view in enumerate(found):
             nb.shot(f"{kind}-{n}", view)
@@ -129,6 +130,19 @@ def learn_in_the_browser(lab, lab_notebook, nb, where):
     if views["busgraph"]:
         device, old, new, view = learner.rebind_under_bus_graph(nb, views["busgraph"])
         nb.shot(f"busgraph-after-{device}-to-{new}", view)
+    if views["xgmac"]:
+        for view, frames in learner.refresh_xgmac(nb, views["xgmac"]):
+            nb.shot(f"xgmac-{views['xgmac'].index(view)}-refreshed-{frames}-frames", view)
+    timelines = views["irq-timeline"]
+    with_buttons = [v for v in timelines
+                    if learner.button(v, "Raise").count() and learner.button(v, "KVM_RUN").count()]
+    for view in with_buttons:
+        learner.raise_and_run(nb, view)
+        nb.shot(f"irq-timeline-{timelines.index(view)}-raise-kvm-run", view)
+    if timelines:
+        view = (with_buttons or timelines)[0]
+        learner.clear_timeline(nb, view)
+        nb.shot(f"irq-timeline-{timelines.index(view)}-cleared", view)
 
     # A wrong answer in one exercise shows its hint in the page.
     wrong = learner.wrong_answer(lab)

@@ -137,6 +137,123 @@ def rebind_under_bus_graph(notebook, views):
     return device, old, new, views[redrawn()[0]]
 
 
+# Run in the learner's kernel: change what every live xgmac view shows while keeping it from
+# redrawing (a live view redraws after each cell), so that only its Refresh button can redraw it.
+# The frame goes out through the lab's own driver when the notebook has one (`loopback`, typed in
+# from the lab's solutions), else it arrives from the wire.
+XGMAC_CELL = """\
+# browser test: change what the xgmac views show without redrawing them: only Refresh may
+import vfiolab as vfiolab_
+from vfiolab.widgets.live import _watching as live_views_
+from vfiolab.widgets.xgmac_rings import XgmacView as XgmacView_
+views_, seen_ = [], []
+for v_ in [v for v in list(live_views_) if isinstance(v, XgmacView_)]:
+    if any(v_.board is b for b in vfiolab_._retired_lab_boards):
+        continue                       # its board was replaced: the view keeps its last picture
+    v_.stop()                          # the end of this cell redraws nothing
+    views_.append(v_)
+    seen_.append(v_.text())
+frame_ = b"\\x02\\x00\\x00\\x00\\x00\\x01\\x02\\x00\\x00\\x00\\x00\\x02\\x88\\xb5" + b"refresh! " * 6
+if callable(globals().get("loopback")):
+    print("SENT by loopback, came back the same:", loopback(frame_) == frame_)
+else:
+    for v_ in views_:
+        print("INJECTED", v_.device, v_.board.xgmac_wire(v_.device).inject(frame_))
+        v_.board.model(v_.device).step()
+for v_, text_ in zip(views_, seen_):
+    if v_.text() != text_:
+        regs_ = ",".join("=".join(line.split()) for line in v_.text().splitlines()
+                         if line.split()[0].isupper())
+        print("XGMAC-CHANGED", len(v_.board.xgmac_wire(v_.device).frames_sent()), regs_, v_.title)"""
+
+
+def button(view, label):
+    """The button of `view` that reads `label` (by its text: an icon's glyph joins the button's
+    accessible name, so get_by_role's name would not match a button with an icon)."""
+    return view.locator("button", has_text=re.compile(rf"^\s*{re.escape(label)}\s*$"))
+
+
+def view_title(view):
+    """The title a vfiolab view draws first, in bold."""
+    return view.locator(".widget-html-content b").first.text_content()
+
+
+def refresh_xgmac(notebook, views):
+    """Run XGMAC_CELL, then click Refresh on each xgmac view it changed: the drawing must stay as
+    it was until the click, and show the new state (the wire's frame count) after it.
+    Returns [(view, frames on the wire)] of the views refreshed."""
+    before = [html_of(v) for v in views]
+    index = notebook.append_cell(XGMAC_CELL)
+    text = notebook.output_text(index)
+    changed = re.findall(r"XGMAC-CHANGED (\d+) (\S+) (.+)", text)
+    assert changed, (f"{notebook.label(index)} (added by the test) changed no live xgmac view: "
+                     f"{text!r}")
+    assert "SENT" not in text or "came back the same: True" in text, \
+        f"{notebook.label(index)} (added by the test): the lab's loopback lost the frame: {text!r}"
+    refreshed = []
+    for frames, registers, title in changed:
+        title = title.strip()
+        at = [i for i, v in enumerate(views) if view_title(v) == title]
+        assert at, f"no xgmac view in the page is titled {title!r}"
+        view = views[at[0]]
+        assert html_of(view) == before[at[0]], \
+            f"the xgmac view {title!r} redrew before Refresh was clicked (the test stopped its redraws)"
+        button(view, "Refresh").click()
+        wait_until(notebook.page, lambda: html_of(view) != before[at[0]],
+                   f"the xgmac view {title!r} did not redraw after Refresh", timeout=20)
+        wire = f"{frames} frame(s) on the wire" if int(frames) else "Nothing sent on the wire yet."
+        shown = panel_text(view)
+        assert wire in shown, f"the xgmac view {title!r} after Refresh does not say {wire!r}: {shown!r}"
+        drawn = {row[0]: row[1] for row in table_rows(view) if len(row) > 1}
+        for name, value in (r.split("=") for r in registers.split(",")):   # as the kernel reads them
+            assert drawn.get(name) == value, \
+                f"the xgmac view {title!r} after Refresh shows {name} {drawn.get(name)}, not {value}"
+        refreshed.append((view, int(frames)))
+    return refreshed
+
+
+def table_rows(view, table=0):
+    """The rows of a view's table number `table`, each as its cells' text (header row left out)."""
+    return view.evaluate("""(v, n) => Array.from(
+        v.querySelectorAll('.widget-html-content table')[n].querySelectorAll('tr')).slice(1)
+        .map(r => Array.from(r.cells).map(c => c.textContent))""", table)
+
+
+def timeline_rows(view):
+    """The rows an IRQ timeline draws (none before its first sample: no table then)."""
+    if "No moments sampled yet." in panel_text(view):
+        return []
+    return table_rows(view)
+
+
+def press_on_timeline(notebook, view, label, rows):
+    """Click button `label` on an IRQ timeline that draws `rows` rows: it must draw one more; returns it."""
+    button(view, label).click()
+    wait_until(notebook.page, lambda: len(timeline_rows(view)) == rows + 1,
+               f"the IRQ timeline did not draw one more row than {rows} after {label}", timeout=20)
+    return timeline_rows(view)[-1]
+
+
+def raise_and_run(notebook, view):
+    """Raise, then KVM_RUN, on an IRQ timeline with those buttons: each click adds a row, and the
+    guest reports taking the timeline's SPI (its column title, "SPI N"). Returns the two rows."""
+    spi = re.search(r"SPI (\d+)", " ".join(view.locator("th").all_text_contents())).group(1)
+    rows = len(timeline_rows(view))
+    raised = press_on_timeline(notebook, view, "Raise", rows)
+    ran = press_on_timeline(notebook, view, "KVM_RUN", rows + 1)
+    took = f"IAR: took INTID {spi}"
+    assert raised[0] == "Raise" and ran[0] == "KVM_RUN" and any(took in c for c in ran), \
+        f"after Raise and KVM_RUN the timeline's last rows are {raised} and {ran}: no {took!r}"
+    return raised, ran
+
+
+def clear_timeline(notebook, view):
+    """Clear: the timeline forgets its rows and says so."""
+    button(view, "Clear").click()
+    wait_until(notebook.page, lambda: "No moments sampled yet." in panel_text(view),
+               "the IRQ timeline still draws rows after Clear", timeout=20)
+
+
 # --- a wrong answer and its hint -----------------------------------------------------------
 def wrong_answer(lab_name):
     """(answer grade_id, check grade_id, wrong source or None, hint text or None) for a lab.
