@@ -1,0 +1,69 @@
+"""Lab 04's hidden checks: the instructor's only (vfiolab release leaves this file out)."""
+from checks import (HOLE_CASES, ODD_EXPECTED, SMMU_EVTQ, attach_hint, forge_hint, hole_hint,
+                    its_rows_hint, v2m_hint)
+from vfiolab.grading import check, expect, expect_equal
+
+
+@check("ex1-other-layouts", points=2, hidden=True)
+def other_layouts(seen):
+    """msi_hole finds the first hole of other range lists (another window, three ranges)."""
+    wants = [(0x40000000, 0x400FFFFF), (0x8000000, 0x80FFFFF)]
+    for r, case, want in zip(seen["hole"]["holes"][1:], HOLE_CASES[1:], wants):
+        hint = hole_hint(r, case)
+        expect(hint is None, hint)
+        expect_equal(tuple(r["value"] or ()), want, f"msi_hole({[(hex(a), hex(b)) for a, b in case]})")
+
+
+@check("ex2-other-frames", points=2, hidden=True)
+def other_frames(seen):
+    """v2m_spi decodes other frames and says None for data outside the frame's SPIs."""
+    for r in seen["v2m"][1:]:
+        hint = v2m_hint(r)
+        expect(hint is None, hint)
+
+
+@check("ex3-own-spi", points=1, hidden=True)
+def own_spi(seen):
+    """forge with edu's own SPI raises edu's own interrupt and nothing else."""
+    r = seen["forge"]["edu"]
+    hint = forge_hint(r, "edu")
+    expect(hint is None, hint)
+    expect_equal((r["moved"][r["edu"]], r["moved"][SMMU_EVTQ]), (1, 0),
+                 "(edu's count, the SMMU's count) after forging edu's own SPI")
+    expect_equal(seen["forge"]["smmu"]["moved"][seen["forge"]["smmu"]["edu"]], 0,
+                 "edu's own count after forging the SMMU's SPI (one 4-byte write, one interrupt)")
+
+
+@check("ex4-other-itts", points=2, hidden=True)
+def other_itts(seen):
+    """ite_lookup reads other ITTs: the right entry, another collection, None for an invalid ITE."""
+    for got, want in zip(seen["ite"].get("odd", []), ODD_EXPECTED):
+        expect("error" not in got, f"ite_lookup failed: {got.get('error')}")
+        value = tuple(got["value"]) if got["value"] is not None else None
+        expect_equal(value, want, "ite_lookup on a second ITT (valid bit clear -> None)")
+
+
+@check("ex5-every-forged-write", points=2, hidden=True)
+def every_forged_write(seen):
+    """its_predict matches the ITS on every value edu forges (EventIDs, SPIs, LPIs as data)."""
+    hint = its_rows_hint(seen["its_forge"])
+    expect(hint is None, hint)
+
+
+@check("ex6-unsafe-and-rule", points=2, hidden=True)
+def unsafe_and_rule(seen):
+    """With allow_unsafe_interrupts both attach; the refusal logs the kernel's line; attach_allowed
+    states the rule for all four cases."""
+    rows = seen["attach"]
+    for r in rows[2:]:
+        hint = attach_hint(r)
+        expect(hint is None, hint)
+    expect(rows[0].get("refused_line"), "the refusal on GICv2m must leave the kernel's 'No interrupt "
+           "remapping support' line in dmesg")
+    for r in rows:
+        gic, unsafe = r["case"]
+        want = gic == "its" or unsafe
+        p = r.get("predicted", {})
+        expect("error" not in p, f"attach_allowed failed: {p.get('error')}")
+        expect_equal(p.get("value"), want, f"attach_allowed(isolated_msi={gic == 'its'}, "
+                     f"allow_unsafe={unsafe})")
