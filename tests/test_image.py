@@ -33,11 +33,18 @@ def _skip_reason():
         return f"{', '.join(missing)} not installed (./bootstrap test installs them)"
     if os.geteuid() != 0:
         return "the image build needs root (mmdebstrap and podman import as root)"
+    try:
+        info = subprocess.run(["podman", "info"], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        return "podman info did not answer within 60 s: podman cannot run here"
+    if info.returncode:
+        return f"podman cannot run here: {(info.stderr.strip().splitlines() or ['?'])[-1]}"
     return None
 
 
-if _skip_reason():
-    pytest.skip(_skip_reason(), allow_module_level=True)
+_REASON = _skip_reason()
+if _REASON:
+    pytest.skip(_REASON, allow_module_level=True)
 
 
 def _arches():
