@@ -10,7 +10,7 @@ import pytest
 from vfiolab.grading.lab import Lab
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LABS = [os.path.join(ROOT, "labs", name) for name in ("01-platform-bus", "02-vfio-pl330", "03-xgmac-irqfd")]
+LABS = [os.path.join(ROOT, "labs", name) for name in ("01-platform-bus", "02-vfio-pl330", "03-xgmac-irqfd", "04-msi-its")]
 HEADING = re.compile(r"^##[^\n]*Exercise (\d+):[^\n]*\((\d+) points?(?:: (\d+) from the public "
                      r"checks? below, (\d+) more hidden)?\)", re.M)
 

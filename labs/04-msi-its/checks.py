@@ -155,7 +155,7 @@ def smmu_fires(seen):
                  "(RAM at IOVA -> edu's buffer -> doorbell)")
 
 
-# --- exercise 4: a hand translation through the ITT --------------------------------------------
+# --- exercise 5: a hand translation through the ITT --------------------------------------------
 @observe("ite")
 def observe_ite(ns):
     board = _fresh("its", False)
@@ -180,10 +180,10 @@ def ite(intid, icid, valid=True):
 
 ODD_ITTS = [(ite(8192, 0) + ite(8195, 1), 1), (ite(9000, 2) + ite(8200, 0, valid=False), 1),
             (ite(8193, 3), 0)]
-ODD_EXPECTED = [(8195, 1), None, (8193, 3)]
+ODD_exPECTED = [(8195, 1), None, (8193, 3)]
 
 
-@check("ex4-edu-lpi", points=2)
+@check("ex5-edu-lpi", points=2)
 def edu_lpi(seen):
     """ite_lookup reads edu's ITE from the ITT the ITS wrote: LPI 8192, collection 0."""
     r = seen["ite"]["public"]
@@ -194,7 +194,7 @@ def edu_lpi(seen):
                  "INTID (bits [25:2]) and ICID (bits [47:32])")
 
 
-# --- exercise 5: which forged writes the ITS drops ------------------------------------------
+# --- exercise 6: which forged writes the ITS drops ------------------------------------------
 @observe("its_forge")
 def observe_its_forge(ns):
     board = _fresh("its", False)
@@ -233,14 +233,14 @@ def its_rows_hint(rows):
     return None
 
 
-@check("ex5-own-and-other", points=2)
+@check("ex6-own-and-other", points=2)
 def its_own_and_other(seen):
     """its_predict says what the ITS does with edu's EventID 0 (its LPI) and EventID 1 (dropped)."""
     hint = its_rows_hint(seen["its_forge"][:2])
     expect(hint is None, hint)
 
 
-# --- exercise 6: the EPERM rule -------------------------------------------------------------
+# --- exercise 4: the EPERM rule -------------------------------------------------------------
 ATTACH_CASES = [("v2m", False), ("its", False), ("v2m", True), ("its", True)]
 
 
@@ -275,7 +275,7 @@ def attach_hint(r):
     return None
 
 
-@check("ex6-eperm-on-v2m", points=2)
+@check("ex4-eperm-on-v2m", points=2)
 def eperm_on_v2m(seen):
     """attach returns EPERM on GICv2m without allow_unsafe_interrupts, and 0 on the ITS."""
     for r in seen["attach"][:2]:

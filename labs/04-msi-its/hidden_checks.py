@@ -1,5 +1,5 @@
 """Lab 04's hidden checks: the instructor's only (vfiolab release leaves this file out)."""
-from checks import (HOLE_CASES, ODD_EXPECTED, SMMU_EVTQ, attach_hint, forge_hint, hole_hint,
+from checks import (HOLE_CASES, ODD_exPECTED, SMMU_EVTQ, attach_hint, forge_hint, hole_hint,
                     its_rows_hint, v2m_hint)
 from vfiolab.grading import check, expect, expect_equal
 
@@ -34,23 +34,23 @@ def own_spi(seen):
                  "edu's own count after forging the SMMU's SPI (one 4-byte write, one interrupt)")
 
 
-@check("ex4-other-itts", points=2, hidden=True)
+@check("ex5-other-itts", points=2, hidden=True)
 def other_itts(seen):
     """ite_lookup reads other ITTs: the right entry, another collection, None for an invalid ITE."""
-    for got, want in zip(seen["ite"].get("odd", []), ODD_EXPECTED):
+    for got, want in zip(seen["ite"].get("odd", []), ODD_exPECTED):
         expect("error" not in got, f"ite_lookup failed: {got.get('error')}")
         value = tuple(got["value"]) if got["value"] is not None else None
         expect_equal(value, want, "ite_lookup on a second ITT (valid bit clear -> None)")
 
 
-@check("ex5-every-forged-write", points=2, hidden=True)
+@check("ex6-every-forged-write", points=2, hidden=True)
 def every_forged_write(seen):
     """its_predict matches the ITS on every value edu forges (EventIDs, SPIs, LPIs as data)."""
     hint = its_rows_hint(seen["its_forge"])
     expect(hint is None, hint)
 
 
-@check("ex6-unsafe-and-rule", points=2, hidden=True)
+@check("ex4-unsafe-and-rule", points=2, hidden=True)
 def unsafe_and_rule(seen):
     """With allow_unsafe_interrupts both attach; the refusal logs the kernel's line; attach_allowed
     states the rule for all four cases."""
