@@ -77,6 +77,7 @@ def test_the_qemu_section_runs_on_the_real_kernel(tmp_path):
     execute(nb, str(folder), board="qemu", timeout=600)
     assert errors(nb) == []
     out = "\n".join(text_of(c) for c in nb.cells if c.cell_type == "code")
+    print(out[out.index("qemu board, GIC v2m"):])
     assert "qemu board, GIC v2m: attach without allow_unsafe_interrupts: EPERM" in out
     assert "edu forges the SMMU's SPI (106): SMMU +1, edu +0 (eventfd 0)" in out
     assert "edu forges edu's own data (80): SMMU +0, edu +1 (eventfd 1)" in out
