@@ -312,7 +312,7 @@ def test_cpu_interface_priorities_and_pending_state():
     assert not gic.state(32).pending                             # acknowledged: latch cleared
     gic.icc_write("ctlr", 2)                                     # EOImode 1: EOIR only drops
     gic.icc_write("eoir1", 32)
-    assert gic.state(32).active and gic.icc_read("ctlr") == 0x8402
+    assert gic.state(32).active and gic.icc_read("ctlr") == 0x8C02
     gic.icc_write("dir", 32)
     assert not gic.state(32).active and gic.take_eois() == [32]
     assert gic.icc_read("sre") == 7

@@ -72,6 +72,94 @@ def test_the_guest_exits_alike_on_sim_and_real_kvm(qemu, icfgr):
     assert sum(1 for t in expected if t[0] == "mmio") >= 4      # the script did exercise the guest
 
 
+REGISTER_PROBE = """
+    movz x3, #0x0a00, lsl #16          // REPORT: every store below is one MMIO exit
+    movz x1, #0x0800, lsl #16          // GICD
+    movz x2, #0x080a, lsl #16          // GICR
+    mrs x0, icc_ctlr_el1
+    str x0, [x3]
+    mrs x0, icc_sre_el1
+    str x0, [x3]
+    mov x0, #0xff
+    msr icc_pmr_el1, x0
+    mrs x0, icc_pmr_el1                // the priority bits the CPU interface keeps
+    str x0, [x3]
+    mrs x0, icc_rpr_el1
+    str x0, [x3]
+    mrs x0, icc_bpr1_el1
+    str x0, [x3]
+    mrs x0, icc_igrpen1_el1
+    str x0, [x3]
+    mrs x0, icc_iar1_el1               // nothing pending: 1023
+    str x0, [x3]
+    mrs x0, currentel
+    str x0, [x3]
+    mrs x0, mpidr_el1
+    str x0, [x3]
+    mrs x0, daif
+    str x0, [x3]
+    mrs x0, vbar_el1
+    str x0, [x3]
+    ldr w0, [x1]                       // GICD_CTLR, TYPER, IIDR, STATUSR
+    str x0, [x3]
+    ldr w0, [x1, #4]
+    str x0, [x3]
+    ldr w0, [x1, #8]
+    str x0, [x3]
+    ldr w0, [x1, #0x10]
+    str x0, [x3]
+    mov w0, #-1
+    str w0, [x1, #0x420]               // IPRIORITYR8: the priority bits the distributor keeps
+    ldr w0, [x1, #0x420]
+    str x0, [x3]
+    ldr w0, [x1, #0xc08]               // ICFGR2 at reset: edge
+    str x0, [x3]
+    ldr x0, [x2, #8]                   // GICR_TYPER (64-bit)
+    str x0, [x3]
+    ldr w0, [x2]                       // GICR_CTLR, IIDR, WAKER
+    str x0, [x3]
+    ldr w0, [x2, #4]
+    str x0, [x3]
+    ldr w0, [x2, #0x14]
+    str x0, [x3]
+    movz x4, #0x0001, lsl #16
+    add x4, x2, x4                     // the SGI frame
+    ldr w0, [x4, #0x100]               // GICR_ISENABLER0: SGIs reset enabled
+    str x0, [x3]
+    ldr w0, [x4, #0xc04]               // GICR_ICFGR1: PPIs level
+    str x0, [x3]
+    b .
+"""
+
+
+def register_trace(board):
+    from vfiolab.hw.a64_asm import assemble
+    from vfiolab.hw.kvm import Vmm
+    out = []
+    with Vmm(board) as vmm:
+        vmm.load(assemble(REGISTER_PROBE, base=guests.BASE))
+        for _ in range(40):
+            e = vmm.run()
+            if e.reason != "mmio":
+                break
+            out.append((e.addr, e.length, e.data))
+    return out
+
+
+def test_system_and_gic_registers_read_alike(qemu):
+    with vfiolab.open_board("sim") as sim:
+        expected = register_trace(sim)
+    assert len(expected) == 23
+    got = register_trace(qemu)
+    names = ["ICC_CTLR", "ICC_SRE", "ICC_PMR", "ICC_RPR", "ICC_BPR1", "ICC_IGRPEN1", "ICC_IAR1",
+             "CurrentEL", "MPIDR", "DAIF", "VBAR", "GICD_CTLR", "GICD_TYPER", "GICD_IIDR",
+             "GICD_STATUSR", "IPRIORITYR8", "ICFGR2", "GICR_TYPER", "GICR_CTLR", "GICR_IIDR",
+             "GICR_WAKER", "GICR_ISENABLER0", "GICR_ICFGR1"]
+    differ = [(n, hex(a[2]), hex(b[2])) for n, a, b in zip(names, got, expected) if a != b]
+    assert differ == [] and len(got) == len(expected), f"(register, real KVM, sim): {differ}; real KVM gave {got}"
+
+
+# Last: opening the v2m qemu board closes the module's one (one qemu board per process).
 def test_a_gicv2_host_has_no_vgic_v3_on_either_board():
     with vfiolab.open_board("sim", gic="v2m") as sim:
         kvm_scenarios.kvm_vgic_v3_needs_a_gicv3_host(sim)

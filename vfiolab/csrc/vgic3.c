@@ -25,6 +25,7 @@
 #define INTERRUPT_ID_BITS_SPIS 10u
 #define ICC_CTLR_A3V (1u << 15)
 #define ICC_CTLR_PRIBITS (4u << 8)     /* 5 priority bits */
+#define ICC_CTLR_IDBITS (1u << 11)     /* 24-bit INTIDs: ICC_CTLR_EL1 reads 0x8c00 on the qemu board */
 #define ICC_CTLR_EOIMODE (1u << 1)
 #define ICC_CTLR_CBPR 1u
 #define BPR1_MIN 3u
@@ -414,7 +415,8 @@ int vfl_vgic3_icc_read(struct vfl_vgic3 *gic, int reg, uint64_t *value)
     case VFL_ICC_IGRPEN1: *value = gic->igrpen1; return 0;
     case VFL_ICC_SRE: *value = 0x7; return 0;     /* SRE, DFB, DIB: system registers only */
     case VFL_ICC_CTLR:
-        *value = ICC_CTLR_A3V | ICC_CTLR_PRIBITS | (gic->eoimode ? ICC_CTLR_EOIMODE : 0) | gic->cbpr;
+        *value = ICC_CTLR_A3V | ICC_CTLR_IDBITS | ICC_CTLR_PRIBITS | (gic->eoimode ? ICC_CTLR_EOIMODE : 0) |
+                 gic->cbpr;
         return 0;
     case VFL_ICC_BPR1: *value = gic->bpr1; return 0;
     }

@@ -64,8 +64,13 @@ class Vmm:
 
     # --- guest memory and registers ----------------------------------------------------------
     def load(self, code, offset=0):
-        """Copy guest bytes into RAM at base + offset and point the PC at them."""
-        self.ram[offset:offset + len(code)] = bytes(code)
+        """Copy guest bytes into RAM at base + offset and point the PC at them. A board whose
+        CPU caches translated code (the qemu board: QEMU's TCG) writes it with write_code."""
+        write_code = getattr(self.board, "write_code", None)
+        if write_code is not None:
+            write_code(self.ram, offset, bytes(code))
+        else:
+            self.ram[offset:offset + len(code)] = bytes(code)
         self.pc = self.base + offset
 
     def write32(self, address, value):

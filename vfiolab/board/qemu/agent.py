@@ -166,6 +166,14 @@ class Agent:
         self.buffers[bid] = buf
         return bid, buf.vaddr, physical_pages(buf.vaddr, len(buf))
 
+    def op_poke(self, bid, offset, data):
+        """Store bytes into a buffer with this (the guest's) CPU: QEMU notices code changed only
+        when its emulated CPU writes it, not when the host writes the shared RAM."""
+        buf = self.buffers[bid]
+        if offset < 0 or offset + len(data) > len(buf):
+            raise ValueError(f"{offset:#x}+{len(data):#x} is outside the {len(buf):#x}-byte buffer")
+        buf[offset:offset + len(data)] = data
+
     def op_free(self, bid):
         buf = self.buffers.pop(bid)
         try:

@@ -538,6 +538,15 @@ class QemuBoard:
         self._buffers.add(buf)
         return buf
 
+    def write_code(self, buffer, offset, data):
+        """Put code (e.g. a KVM guest) into a board.alloc() buffer with the guest's own CPU.
+        QEMU's TCG keeps translated code per guest-physical page and drops it only when its
+        emulated CPU writes the page; bytes stored through this side's view of the shared RAM
+        would leave a page that once held other code running the old code."""
+        if not isinstance(buffer, QemuDmaBuffer) or buffer not in self._buffers:
+            raise TypeError("write_code takes a buffer from this board's alloc()")
+        self._call("poke", buffer.bid, offset, bytes(data))
+
     def _free_later(self, bid):
         """A buffer was dropped here: free its guest side with the next call (a finalizer must
         not talk to the guest itself: it may run in the middle of another call)."""
