@@ -3,14 +3,10 @@ inside the subset's encoding classes, so programs run for a while), random regis
 writes, random vGIC MMIO, ICC and line traffic, with vfiolab/csrc/aarch64.c and vgic3.c compiled
 with AddressSanitizer and UndefinedBehaviorSanitizer in a small C harness. Any sanitizer report
 aborts the harness and fails the test; a run that executes more than its budget fails it too."""
-import os
-import shutil
-import subprocess
-import sys
-
 import pytest
 
-CSRC = os.path.join(os.path.dirname(__file__), "..", "vfiolab", "csrc")
+import sanitizer_harness
+
 PROGRAMS = 6000
 
 HARNESS = r"""
@@ -155,33 +151,11 @@ int main(int argc, char **argv)
 """
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory):
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if not cc:
-        pytest.skip("no C compiler: the sanitizer fuzz harness cannot be built")
-    out = tmp_path_factory.mktemp("a64fuzz")
-    src = out / "harness.c"
-    src.write_text(HARNESS)
-    exe = out / "harness"
-    cmd = [cc, "-std=c11", "-O1", "-g", "-fsanitize=address,undefined",
-           "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-Wall", "-Wextra",
-           "-Wno-unused-parameter", "-I", CSRC, str(src), os.path.join(CSRC, "aarch64.c"),
-           os.path.join(CSRC, "vgic3.c"), "-o", str(exe)]
-    build = subprocess.run(cmd, capture_output=True, text=True)
-    if build.returncode and "sanitize" in build.stderr and "cannot find" in build.stderr:
-        pytest.skip("this compiler has no sanitizer runtime (libasan/libubsan): "
-                    + build.stderr.strip()[-200:])
-    assert build.returncode == 0, build.stderr
-    return exe
+harness = sanitizer_harness.fixture("a64fuzz", HARNESS, "aarch64.c", "vgic3.c")
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_words_and_register_writes_under_sanitizers(harness, seed):
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1",
-               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    run = subprocess.run([str(harness), str(seed), str(PROGRAMS // 2)], capture_output=True,
-                         text=True, timeout=300, env=env)
-    sys.stderr.write(run.stderr[-4000:])
+    run = sanitizer_harness.run(harness, seed, PROGRAMS // 2, timeout=300)
     assert run.returncode == 0 and run.stdout.strip() == f"ok {PROGRAMS // 2}", \
         f"exit {run.returncode}: {run.stderr[-4000:]}"

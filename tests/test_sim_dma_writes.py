@@ -1,9 +1,6 @@
 """What a device wrote by DMA (board.dma_writes): the record checks use to tell a device's work
 from bytes the CPU put in a buffer. The C side merges ranges; it is compared with a plain model."""
-import os
 import random
-import shutil
-import subprocess
 
 import pytest
 
@@ -11,6 +8,7 @@ import vfiolab
 from vfiolab.board.sim.iommu import Smmu
 from vfiolab.hw.pl330 import memcpy_program, PL330
 
+import sanitizer_harness
 import scenarios
 from scenarios import IOVA, Session, dma_map
 from test_sim_vfio import start_channel
@@ -151,20 +149,7 @@ int main(int argc, char **argv)
 
 
 def test_the_merge_code_under_sanitizers(tmp_path):
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if not cc:
-        pytest.skip("no C compiler")
-    csrc = os.path.join(os.path.dirname(vfiolab.__file__), "csrc")
-    (tmp_path / "harness.c").write_text(HARNESS)
-    build = subprocess.run([cc, "-std=c11", "-O1", "-g", "-fsanitize=address,undefined",
-                            "-fno-sanitize-recover=all", "-Wall", "-Wextra", "-I", csrc,
-                            str(tmp_path / "harness.c"), os.path.join(csrc, "iommu.c"),
-                            os.path.join(csrc, "flatmem.c"), "-o", str(tmp_path / "harness")],
-                           capture_output=True, text=True)
-    if build.returncode and "sanitize" in build.stderr and "cannot find" in build.stderr:
-        pytest.skip("this compiler has no sanitizer runtime")
-    assert build.returncode == 0, build.stderr
+    harness = sanitizer_harness.build(str(tmp_path), HARNESS, "iommu.c", "flatmem.c")
     for seed in (1, 2, 3):
-        run = subprocess.run([str(tmp_path / "harness"), str(seed)], capture_output=True, text=True,
-                             timeout=120, env=dict(os.environ, ASAN_OPTIONS="detect_leaks=1"))
+        run = sanitizer_harness.run(harness, seed, timeout=120)
         assert run.returncode == 0 and run.stdout.strip() == "ok", run.stdout + run.stderr[-3000:]

@@ -4,14 +4,10 @@ random register writes (soft reset, poll demands, W1C, loopback), random frames 
 bus with holes, with vfiolab/csrc/xgmac.c compiled with AddressSanitizer and UndefinedBehavior-
 Sanitizer in a small C harness. Any sanitizer report aborts the harness and fails the test.
 """
-import os
-import shutil
-import subprocess
-import sys
-
 import pytest
 
-CSRC = os.path.join(os.path.dirname(__file__), "..", "vfiolab", "csrc")
+import sanitizer_harness
+
 CASES = 4000
 
 HARNESS = r"""
@@ -141,34 +137,12 @@ int main(int argc, char **argv)
 """
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory):
-    cc = shutil.which("gcc") or shutil.which("cc")
-    if not cc:
-        pytest.skip("no C compiler: the sanitizer fuzz harness cannot be built")
-    out = tmp_path_factory.mktemp("xgmacfuzz")
-    src = out / "harness.c"
-    src.write_text(HARNESS)
-    exe = out / "harness"
-    cmd = [cc, "-std=c11", "-O1", "-g", "-fsanitize=address,undefined",
-           "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-Wall", "-Wextra",
-           "-Wno-unused-parameter", "-I", CSRC, str(src), os.path.join(CSRC, "xgmac.c"),
-           os.path.join(CSRC, "flatmem.c"), "-o", str(exe)]
-    build = subprocess.run(cmd, capture_output=True, text=True)
-    if build.returncode and "sanitize" in build.stderr and "cannot find" in build.stderr:
-        pytest.skip("this compiler has no sanitizer runtime (libasan/libubsan): "
-                    + build.stderr.strip()[-200:])
-    assert build.returncode == 0, build.stderr
-    return exe
+harness = sanitizer_harness.fixture("xgmacfuzz", HARNESS, "xgmac.c", "flatmem.c")
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_rings_registers_and_frames_under_sanitizers(harness, seed):
-    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=1",
-               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-    run = subprocess.run([str(harness), str(seed), str(CASES // 2)], capture_output=True,
-                         text=True, timeout=120, env=env)
-    sys.stderr.write(run.stderr[-4000:])
+    run = sanitizer_harness.run(harness, seed, CASES // 2, timeout=120)
     assert run.returncode == 0, run.stderr[-4000:]
     first, counts = run.stdout.splitlines()
     assert first == f"ok {CASES // 2}"
