@@ -30,8 +30,10 @@ def strip_cell(cell):
                 cell.source = _REGION.sub(
                     lambda m: "\n".join(m.group(1) + line for line in CODE_PROMPT.splitlines()),
                     cell.source)
-            else:
+            elif not _released(cell.source):
                 cell.source = CODE_PROMPT
+            # else: already the learner's version (its prompts stand where the regions were), so a
+            # released notebook released again (the workshop image's labs) keeps its scaffolding.
         else:
             cell.source = TEXT_PROMPT
     if cell.cell_type == "code":
@@ -40,6 +42,13 @@ def strip_cell(cell):
         cell.execution_count = None
     cell.get("metadata", {}).pop("collapsed", None)
     return cell
+
+
+def _released(source):
+    """A solution cell already stripped: every solution region replaced by the prompt."""
+    lines = [line.strip() for line in source.splitlines()]
+    first, second = CODE_PROMPT.splitlines()
+    return any(a == first and b == second for a, b in zip(lines, lines[1:]))
 
 
 def learner_version(nb):

@@ -1,0 +1,27 @@
+"""A released lab released again is unchanged, byte for byte: the workshop image releases the labs
+at build time and `vfiolab lab` in the image releases them once more into the learner's workspace,
+so a second release must keep the scaffolding around each prompt (it once replaced whole cells)."""
+import filecmp
+import os
+
+import pytest
+
+from vfiolab.grading.release import lab_folders, release_lab
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LABS = lab_folders(os.path.join(ROOT, "labs")) + [os.path.join(ROOT, "tests", "sample_lab", "99-sample")]
+
+
+def files(folder):
+    return sorted(os.path.relpath(os.path.join(d, f), folder)
+                  for d, _, names in os.walk(folder) for f in names)
+
+
+@pytest.mark.parametrize("lab", LABS, ids=os.path.basename)
+def test_a_released_lab_released_again_is_unchanged(tmp_path, lab):
+    once = release_lab(lab, tmp_path / "once")
+    twice = release_lab(once, tmp_path / "twice")
+    assert files(once) == files(twice)
+    changed = [f for f in files(once) if not filecmp.cmp(os.path.join(once, f),
+                                                           os.path.join(twice, f), shallow=False)]
+    assert changed == [], f"released again, these differ: {changed}"
