@@ -1,10 +1,15 @@
-"""Where things live: the checkout's labs/ and the download cache."""
+"""Where things live: the labs/ folder (a checkout, or $VFIOLAB_ROOT) and the download cache."""
 import os
 
 
+ROOT_VAR = "VFIOLAB_ROOT"
+
+
 def project_root():
-    """The checkout holding labs/ (vfiolab is installed editable from it), or None."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    """The folder holding labs/: $VFIOLAB_ROOT when set (vfiolab installed from a wheel, as in the
+    workshop image, whose labs/ are the released ones), else the checkout vfiolab is installed
+    editable from; None when neither holds labs/."""
+    here = os.environ.get(ROOT_VAR) or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return here if os.path.isdir(os.path.join(here, "labs")) else None
 
 
