@@ -181,6 +181,10 @@ class Topology:
         iommus = node.cells("iommus")
         if iommus and len(iommus) >= 2:
             dev.stream = self._stream_id(iommus[0], iommus[1])
+        msi_parent = node.cells("msi-parent")
+        if msi_parent and len(msi_parent) == 2:
+            # <&its DeviceID> (an ITS has #msi-cells = 1): the DeviceID the bus gives its writes.
+            dev.msi_device_id = msi_parent[1]
         if "simple-bus" in node.compatible:
             for child in node.children:
                 self._populate(child, dev.sysfs_path)
