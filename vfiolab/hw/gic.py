@@ -17,8 +17,9 @@ The models are C (vfiolab/csrc/gic_its.c, gic_v2m.c): every table and the comman
 and written through the ITS's bus, so on the sim board they sit in simulated memory where a learner
 can read them. Register offsets and formats: see the C headers.
 """
-import operator
 from collections import namedtuple
+
+from ._flatbus import U32, U64, FlatBusModel, check_int as _check_int
 
 __all__ = ["ITS", "GICv2m", "its_command", "decode_command", "Record", "COMMANDS",
            "GITS_CTLR", "GITS_IIDR", "GITS_TYPER", "GITS_CBASER", "GITS_CWRITER", "GITS_CREADR",
@@ -64,9 +65,6 @@ _ERROR_REASONS = {1: "DEVICE_OOR", 2: "SIZE_OOR", 3: "COLLECTION_OOR", 4: "UNMAP
                   5: "ID_OOR", 6: "PHYSICALID_OOR", 7: "UNMAPPED_INTERRUPT",
                   9: "UNMAPPED_COLLECTION"}
 
-U32, U64 = 0xFFFFFFFF, (1 << 64) - 1
-
-
 def error_name(code):
     """'E_ITS_MAPD_DEVICE_OOR' for 0x010801 (the architecture's command error encoding)."""
     cmd, reason = code >> 8 & 0xFF, code & 0xFF
@@ -78,16 +76,6 @@ def error_name(code):
     if cmd == COMMANDS["MOVALL"]:
         name = "PROCNUM_OOR"
     return f"E_ITS_{COMMAND_NAMES.get(cmd, hex(cmd))}_{name}"
-
-
-def _check_int(value, what, hi=U32):
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{what} must be an integer, not {type(value).__name__}") from None
-    if not 0 <= value <= hi:
-        raise ValueError(f"{what} {value:#x} out of range 0..{hi:#x}")
-    return value
 
 
 def _check_size(size):
@@ -147,34 +135,14 @@ def decode_command(data):
     return name, {k: values[k] for k in _FIELDS[name]}
 
 
-class _FlatMemory:
-    """A flat memory bus of its own for a standalone model."""
-
-    def __init__(self, size):
-        from .._hw import ffi, lib
-        self._ffi, self._lib = ffi, lib
-        size = _check_int(size, "memory_size", U64)
-        self._mem = ffi.gc(lib.vfl_flatmem_new(size), lib.vfl_flatmem_free)
-        if self._mem == ffi.NULL:
-            raise MemoryError(f"cannot map {size} bytes of memory")
-        self.bus = ffi.new("struct vfl_bus *", lib.vfl_flatmem_bus(self._mem))
-
-
-class ITS:
+class ITS(FlatBusModel):
     """A GICv3 ITS with num_cpus redistributors; its tables and command queue are in the memory
     it masters (a flat memory of memory_size bytes at bus address 0, or another `bus`)."""
 
     def __init__(self, num_cpus=1, memory_size=1 << 30, bus=None):
-        from .._hw import ffi, lib
-        self._ffi, self._lib = ffi, lib
         num_cpus = _check_int(num_cpus, "num_cpus")
-        if bus is None:
-            self._memory = _FlatMemory(memory_size)
-            self._bus = self._memory.bus
-        else:
-            self._bus = ffi.new("struct vfl_bus *", bus[0] if ffi.typeof(bus).kind == "pointer"
-                                else bus)
-            self._bus_owner = bus
+        self._attach_bus(bus, memory_size)
+        ffi, lib = self._ffi, self._lib
         its = lib.vfl_its_new(self._bus[0], num_cpus)
         if its == ffi.NULL:
             raise ValueError(f"num_cpus must be 1..{lib.VFL_ITS_MAX_CPUS}, not {num_cpus}")
@@ -252,18 +220,7 @@ class ITS:
         return {k: getattr(s, k) for k in ("commands", "command_errors", "stalls", "translations",
                                            "dropped", "records_lost")}
 
-    # ---- memory it masters ----
-    def mem_write(self, addr, data):
-        addr, data = _check_int(addr, "address", U64), bytes(data)
-        if self._lib.vfl_bus_write(self._bus, addr, data, len(data)) < 0:
-            raise ValueError(f"bus error writing {len(data)} bytes at 0x{addr:x}")
-
-    def mem_read(self, addr, n):
-        addr, n = _check_int(addr, "address", U64), _check_int(n, "length", U64)
-        buf = self._ffi.new("uint8_t[]", n)
-        if self._lib.vfl_bus_read(self._bus, addr, buf, n) < 0:
-            raise ValueError(f"bus error reading {n} bytes at 0x{addr:x}")
-        return bytes(self._ffi.buffer(buf, n))
+    # ---- memory it masters: on_bus(), mem_write(), mem_read() (FlatBusModel) ----
 
 
 class GICv2m:

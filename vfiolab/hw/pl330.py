@@ -10,9 +10,9 @@
 The engine is C (vfiolab/csrc/pl330.c). PL330.on_bus() puts it behind another bus (the sim board's
 IOMMU); `run(max_cycles=N)` steps, `run()` also takes the (equally exact) fast path for copy loops.
 """
-import operator
 from collections import namedtuple
 
+from ._flatbus import U64, FlatBusModel, check_int as _check_int
 from .pl330_asm import AsmError, assemble, ccr_text, ccr_value, disassemble
 
 __all__ = ["PL330", "assemble", "disassemble", "AsmError", "memcpy_program", "ThreadState",
@@ -54,21 +54,6 @@ FAULT_NAMES = CHANNEL_FAULT_NAMES
 ThreadState = namedtuple("ThreadState", "thread state state_name pc sar dar ccr lc0 lc1 fault "
                          "fault_names wakeup nonsecure mfifo_bytes reads_queued writes_queued")
 
-U32, U64 = 0xFFFFFFFF, (1 << 64) - 1
-
-
-def _check_int(value, what, hi=U32, lo=0, why=""):
-    """value as an int in lo..hi: TypeError for a non-integer, ValueError out of range (rather
-    than cffi's OverflowError)."""
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{what} must be an integer, not {type(value).__name__}") from None
-    if not lo <= value <= hi:
-        raise ValueError(f"{what} {value:#x} out of range {lo:#x}..{hi:#x}{why}")
-    return value
-
-
 # run() without a limit still stops: a DMALPFE loop with no peripheral runs for ever.
 DEFAULT_CYCLE_LIMIT = 1 << 28
 
@@ -83,7 +68,7 @@ def debug_instruction(code, channel=None):
     return inst0, int.from_bytes(b[2:6], "little")
 
 
-class PL330:
+class PL330(FlatBusModel):
     """One DMA-330: its register file, its threads, and the memory it masters."""
 
     def __init__(self, channels=8, peripherals=4, events=16, data_width=64, mfifo_lines=256,
@@ -99,10 +84,8 @@ class PL330:
             _check_int(value, what)
         if boot_address is not None:
             _check_int(boot_address, "boot_address")
-        if bus is None:
-            _check_int(memory_size, "memory_size", U64)
-        from .._hw import ffi, lib
-        self._ffi, self._lib = ffi, lib
+        self._attach_bus(bus, memory_size)
+        ffi, lib = self._ffi, self._lib
         cfg = ffi.new("struct vfl_pl330_config *")
         lib.vfl_pl330_default_config(cfg)
         cfg.channels, cfg.peripherals, cfg.events = channels, peripherals, events
@@ -113,17 +96,6 @@ class PL330:
         if boot_address is not None:
             cfg.boot_manager, cfg.boot_address = 1, boot_address
         self.config = cfg
-        self._mem = None
-        if bus is None:
-            self._mem = ffi.gc(lib.vfl_flatmem_new(memory_size), lib.vfl_flatmem_free)
-            if self._mem == ffi.NULL:
-                raise MemoryError(f"cannot map {memory_size} bytes of DMA memory")
-            self._bus = ffi.new("struct vfl_bus *", lib.vfl_flatmem_bus(self._mem))
-        else:
-            self._bus = ffi.new("struct vfl_bus *", bus[0] if ffi.typeof(bus).kind == "pointer"
-                                else bus)
-            self._bus_owner = bus       # keep whatever the bus's ctx points into alive
-        self.memory_size = memory_size if bus is None else None
         dma = lib.vfl_pl330_new(cfg, self._bus[0])
         if dma == ffi.NULL:
             raise ValueError("PL330 configuration out of range (channels 1..8, events 1..32, "
@@ -132,31 +104,7 @@ class PL330:
         self._irq_handle = None
         self.channels = channels
 
-    @classmethod
-    def on_bus(cls, bus, **config):
-        """A PL330 whose every access goes through `bus` (a `struct vfl_bus` cdata or pointer)."""
-        return cls(bus=bus, **config)
-
-    # ---- memory the engine masters (through its bus) ----
-    def mem_write(self, addr, data):
-        addr = _check_int(addr, "address", U64)
-        data = bytes(data)
-        if self._lib.vfl_bus_write(self._bus, addr, data, len(data)) < 0:
-            raise ValueError(f"bus error writing {len(data)} bytes at 0x{addr:x}")
-
-    def mem_read(self, addr, n):
-        addr, n = _check_int(addr, "address", U64), _check_int(n, "length", U64)
-        buf = self._ffi.new("uint8_t[]", n)
-        if self._lib.vfl_bus_read(self._bus, addr, buf, n) < 0:
-            raise ValueError(f"bus error reading {n} bytes at 0x{addr:x}")
-        return bytes(self._ffi.buffer(buf, n))
-
-    def memory_view(self):
-        """The flat memory as a writable buffer (standalone engines only)."""
-        if self._mem is None:
-            raise TypeError("this PL330 is on an external bus")
-        lib = self._lib
-        return self._ffi.buffer(lib.vfl_flatmem_base(self._mem), lib.vfl_flatmem_size(self._mem))
+    # on_bus(), mem_write(), mem_read(), memory_view(): the memory it masters (FlatBusModel)
 
     # ---- registers ----
     def readl(self, offset):

@@ -12,8 +12,9 @@
 The engine is C (vfiolab/csrc/xgmac.c). Xgmac.on_bus() puts it behind another bus (the sim board's
 SMMU); `run(max_steps=N)` handles N descriptors, for widgets that animate the rings.
 """
-import operator
 import struct
+
+from ._flatbus import U64, FlatBusModel, check_int as _check_int
 
 __all__ = ["Xgmac", "tx_descriptor", "rx_descriptor", "decode_status", "Descriptor"]
 
@@ -44,18 +45,7 @@ RX1_DISABLE_IRQ, RX1_END_RING, RX1_CHAINED = 1 << 31, 1 << 15, 1 << 14
 DESC_SIZE = 32
 BUFFER_MAX = 0x1FFF
 
-U32, U64 = 0xFFFFFFFF, (1 << 64) - 1
 DEFAULT_STEP_LIMIT = 1 << 20
-
-
-def _check_int(value, what, hi=U32, lo=0):
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{what} must be an integer, not {type(value).__name__}") from None
-    if not lo <= value <= hi:
-        raise ValueError(f"{what} {value:#x} out of range {lo:#x}..{hi:#x}")
-    return value
 
 
 def _sizes(len1, len2):
@@ -119,28 +109,16 @@ def decode_status(value):
     return out
 
 
-class Xgmac:
+class Xgmac(FlatBusModel):
     """One xgmac: its registers, its two DMAs, the memory it masters and its wire."""
 
     def __init__(self, mac=b"\x52\x54\x00\x12\x34\x56", memory_size=16 << 20, bus=None):
         mac = bytes(mac)
         if len(mac) != 6:
             raise ValueError(f"a MAC address is 6 bytes, not {len(mac)}")
-        from .._hw import ffi, lib
-        self._ffi, self._lib = ffi, lib
         self.mac = mac
-        self._mem = None
-        if bus is None:
-            _check_int(memory_size, "memory_size", U64)
-            self._mem = ffi.gc(lib.vfl_flatmem_new(memory_size), lib.vfl_flatmem_free)
-            if self._mem == ffi.NULL:
-                raise MemoryError(f"cannot map {memory_size} bytes of DMA memory")
-            self._bus = ffi.new("struct vfl_bus *", lib.vfl_flatmem_bus(self._mem))
-        else:
-            self._bus = ffi.new("struct vfl_bus *", bus[0] if ffi.typeof(bus).kind == "pointer"
-                                else bus)
-            self._bus_owner = bus
-        self.memory_size = memory_size if bus is None else None
+        self._attach_bus(bus, memory_size)
+        ffi, lib = self._ffi, self._lib
         dev = lib.vfl_xgmac_new(mac, self._bus[0])
         if dev == ffi.NULL:
             raise MemoryError("cannot allocate an xgmac")
@@ -149,25 +127,7 @@ class Xgmac:
         self._frame_buf = ffi.new("uint8_t[]", self.max_frame)
         self._irq_handle = None
 
-    @classmethod
-    def on_bus(cls, bus, **config):
-        """An xgmac whose every access goes through `bus` (a `struct vfl_bus` cdata or pointer)."""
-        return cls(bus=bus, **config)
-
-    # ---- memory the DMAs master (through the bus) ----
-    def mem_write(self, addr, data):
-        addr = _check_int(addr, "address", U64)
-        data = bytes(data)
-        if self._lib.vfl_bus_write(self._bus, addr, data, len(data)) < 0:
-            raise ValueError(f"bus error writing {len(data)} bytes at 0x{addr:x}")
-
-    def mem_read(self, addr, n):
-        addr, n = _check_int(addr, "address", U64), _check_int(n, "length", U64)
-        buf = self._ffi.new("uint8_t[]", n)
-        if self._lib.vfl_bus_read(self._bus, addr, buf, n) < 0:
-            raise ValueError(f"bus error reading {n} bytes at 0x{addr:x}")
-        return bytes(self._ffi.buffer(buf, n))
-
+    # ---- memory the DMAs master: on_bus(), mem_write(), mem_read() (FlatBusModel) ----
     def descriptor(self, addr, rx=False):
         return Descriptor(self.mem_read(addr, DESC_SIZE), rx)
 
