@@ -474,6 +474,18 @@ class SimBoard:
         iommu = container.iommu if container else None
         return [(d.iova, d.size, d.prot) for d in iommu.dmas] if iommu else []
 
+    def iommu_msi_mappings(self, name):
+        """[(iova, size, doorbell page, prot)] of the MSI doorbell pages the kernel mapped into
+        device `name`'s domain (iommu_dma_prepare_msi, once its MSIs are enabled), in IOVA order;
+        [] without a container. Kept apart from iommu_mappings(): MAP_DMA did not make these."""
+        device = self._known_device(name)
+        group = self._vfio_group_of(device)
+        iommu = group.container.iommu if group and group.container else None
+        if iommu is None:
+            return []
+        prot = {iova: p for iova, _, _, p in iommu.domain.mappings()}
+        return [(iova, 0x1000, page, prot.get(iova, 0)) for iova, page in sorted(iommu.msi_pages.items())]
+
     def dma_writes(self, name):
         """[(iova, length)] device `name` has written by DMA so far (through its SMMU stream),
         merged and in IOVA order: what a check needs to tell the device's work from bytes the CPU

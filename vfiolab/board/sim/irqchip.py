@@ -255,6 +255,10 @@ class V2mIrqchip:
         self.v2m = GICv2m(first_spi=first, num_spis=count)
         self.spis = list(range(first, first + count))
         self.allocated = {}             # SPI -> device name
+        # The writes that reached MSI_SETSPI_NS, newest last: (bus master's name or None, value,
+        # SPI raised or None). The frame never learns the master; the SMMU's StreamID names it
+        # here, so a lab can show that the frame raised the SPI all the same.
+        self.writes = deque(maxlen=64)
         board.log(f"GICv2m: range[mem {self.phys_base:#010x}-{self.phys_base + size - 1:#010x}], "
                   f"SPI[{first}:{first + count - 1}]")
 
@@ -281,4 +285,8 @@ class V2mIrqchip:
         if physical != self.doorbell:
             return []
         self.v2m.deliver(value & 0xFFFFFFFF)
-        return self.v2m.take_raised()
+        raised = self.v2m.take_raised()
+        spi = value & 0x3FF                 # the INTID bits the frame takes (gic_v2m.h)
+        self.writes.append((device.name if device is not None else None, value & 0xFFFFFFFF,
+                            spi if spi in raised else None))
+        return raised
