@@ -3,6 +3,7 @@ AddressSanitizer and UndefinedBehaviorSanitizer, and run it so that the first re
 
 A test file holds only its harness source and what its output must say:
 
+    HARNESS = sanitizer_harness.RANDOM_C + PL330_HARNESS_MAIN    # C text: rnd(), then main()
     harness = sanitizer_harness.fixture("pl330fuzz", HARNESS, "pl330.c", "flatmem.c")
 
     def test_x(harness):
@@ -26,6 +27,23 @@ CFLAGS = ["-std=c11", "-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitiz
           "-fno-omit-frame-pointer", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 SANITIZER_ENV = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1",
                  "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
+
+# The C the fuzz harnesses start with: the headers they use and one xorshift generator (each
+# main() seeds `state` from its arguments).
+RANDOM_C = r"""
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t state;
+static uint32_t rnd(void)
+{
+    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
+    return (uint32_t)(state >> 11);
+}
+static inline uint64_t rnd64(void) { return (uint64_t)rnd() << 32 | rnd(); }
+"""
 
 
 def build(directory, source, *c_files):

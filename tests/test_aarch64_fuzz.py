@@ -9,20 +9,9 @@ import sanitizer_harness
 
 PROGRAMS = 6000
 
-HARNESS = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+HARNESS = sanitizer_harness.RANDOM_C + r"""
 #include "aarch64.h"
 #include "vgic3.h"
-
-static uint64_t state;
-static uint32_t rnd(void)
-{
-    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-    return (uint32_t)(state >> 11);
-}
-static uint64_t rnd64(void) { return (uint64_t)rnd() << 32 | rnd(); }
 
 #define RAM_BASE 0x40000000ull
 #define RAM_SIZE 0x4000u

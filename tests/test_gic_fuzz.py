@@ -9,21 +9,10 @@ import sanitizer_harness
 
 ROUNDS = 3000
 
-HARNESS = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+HARNESS = sanitizer_harness.RANDOM_C + r"""
 #include "gic_its.h"
 #include "gic_v2m.h"
 #include "flatmem.h"
-
-static uint64_t state;
-static uint32_t rnd(void)
-{
-    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-    return (uint32_t)(state >> 11);
-}
-static uint64_t rnd64(void) { return (uint64_t)rnd() << 32 | rnd(); }
 
 /* 1 MiB of memory where every third 4 KiB page faults, as an IOMMU with holes would. */
 #define MEM (1u << 20)

@@ -8,19 +8,9 @@ import sanitizer_harness
 
 PROGRAMS = 20000
 
-HARNESS = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+HARNESS = sanitizer_harness.RANDOM_C + r"""
 #include "pl330.h"
 #include "flatmem.h"
-
-static uint64_t state;
-static uint32_t rnd(void)
-{
-    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-    return (uint32_t)(state >> 11);
-}
 
 /* A bus with holes: every other 4 KiB page of a 256 KiB window faults, as an IOMMU would. */
 static uint8_t holey_mem[256 << 10];

@@ -10,19 +10,9 @@ import sanitizer_harness
 
 CASES = 4000
 
-HARNESS = r"""
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+HARNESS = sanitizer_harness.RANDOM_C + r"""
 #include "xgmac.h"
 #include "flatmem.h"
-
-static uint64_t state;
-static uint32_t rnd(void)
-{
-    state ^= state << 13; state ^= state >> 7; state ^= state << 17;
-    return (uint32_t)(state >> 11);
-}
 
 /* 256 KiB of memory where every third 4 KiB page faults, as an IOMMU with gaps would. */
 #define MEM (256u << 10)
