@@ -27,7 +27,10 @@ GUARD = 64
 
 def source_pattern(n, seed=0):
     """What the notebook writes into the source buffer (and the fresh engines' sources)."""
-    return bytes((i * 7 + 3 + seed) & 0xFF for i in range(n))
+    # (i * 7 + 3 + seed) & 0xFF repeats every 256 bytes: tile one period (a byte-by-byte generator
+    # over the 1 MiB case was a quarter of the lab's observing time, and the grader observes twice)
+    period = bytes((i * 7 + 3 + seed) & 0xFF for i in range(256))
+    return (period * (n // 256 + 1))[:n]
 
 
 # (src, dst, length) for memcpy_microcode; the first three are judged here, all of them hidden.
@@ -108,6 +111,9 @@ def _mnemonics(program):
 
 
 def _first_difference(a, b):
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:          # compared at C speed first: most copies are right
+        return None
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
 
 
