@@ -1,7 +1,14 @@
 """vfiolab bench grade: grade N copies of each lab's solution with `vfiolab grade` and with
-nbgrader's autograde, in the same run, and print both side by side (total time, per-notebook
-median), lab by lab and in total. By default: every lab of the checkout with a notebook, and the
-sample lab (tests/sample_lab/99-sample)."""
+nbgrader's autograde on the same notebooks, in the same run, and print both side by side (total
+time, time per notebook, per-notebook median, points), lab by lab and in total. By default: every
+lab of the checkout with a notebook, and the sample lab (tests/sample_lab/99-sample).
+
+Fair under a varying load (other people's jobs on the machine): the copies are graded in slices,
+ours on slice k then nbgrader's on the same slice k, and so on, so that both sides see the same
+spells of load; each side's load average (sampled every second while it runs) is printed beside
+its time. Each slice is a separate run on both sides (`grade_class` in this process; `nbgrader
+autograde --student <slice glob>`), so both pay their start-up once per slice.
+"""
 import csv
 import os
 import shutil
@@ -9,11 +16,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from ..grading.defaults import default_jobs
 
 HELP = "grade N copies of each lab with vfiolab grade and with nbgrader autograde, side by side"
+CELL_TIMEOUT = 120  # seconds, on both sides (nbgrader's Execute.timeout, our --cell-timeout)
 
 
 def _default_labs():
@@ -31,100 +40,238 @@ def add_arguments(parser):
                              "labs/ with a notebook, and tests/sample_lab/99-sample)")
     parser.add_argument("--jobs", "-j", type=int, default=default_jobs(),
                         help="vfiolab grade's parallel notebooks (default: two per core)")
+    parser.add_argument("--slice", type=int, default=20, metavar="K",
+                        help="notebooks per slice: ours grade K, then nbgrader the same K (default 20)")
     parser.add_argument("--no-nbgrader", action="store_true", help="time vfiolab grade only")
 
 
-def time_vfiolab(lab, copies, jobs, work):
+class LoadSampler:
+    """The 1-minute load average, sampled every second while a side runs."""
+
+    def __init__(self):
+        self.samples, self._stop = [], threading.Event()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self):
+        while True:
+            self.samples.append(load_average())
+            if self._stop.wait(1.0):
+                return
+
+
+def load_average():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+class Side:
+    """One grader's figures for one lab, summed over its slices."""
+
+    def __init__(self, name, how):
+        self.name, self.how = name, how
+        self.seconds, self.per_notebook, self.loads, self.points = 0.0, [], [], {}
+        self.full = ""  # "100/100 full marks (35 points)"
+
+    def add(self, seconds, per_notebook, loads, points):
+        self.seconds += seconds
+        self.per_notebook += per_notebook
+        self.loads += loads
+        self.points.update(points)
+
+    @property
+    def load(self):
+        return statistics.mean(self.loads) if self.loads else load_average()
+
+
+def _learner(slice_index, i):
+    return f"s{slice_index:02d}l{i:03d}"  # "s03*" is slice 3 (nbgrader's --student is a glob)
+
+
+def _copy_lab(lab, dst):
+    shutil.copytree(lab, dst, ignore=shutil.ignore_patterns("hidden_checks.py", "__pycache__"))
+
+
+def public_points(rec):
+    """The points a record's public checks earned: what nbgrader's check cells score."""
+    return sum(c["points"] for c in rec["checks"] if not c["hidden"])
+
+
+def grade_slice_ours(lab, learners, jobs, work):
+    """Grade one slice with vfiolab grade: (seconds, per-notebook seconds, {learner: record})."""
     from ..grading.grader import Limits, grade_class
-    subs = os.path.join(work, "vfiolab", "submissions")
     name = os.path.basename(lab)
-    for i in range(copies):
-        shutil.copytree(lab, os.path.join(subs, f"learner{i:03d}", name),
-                        ignore=shutil.ignore_patterns("hidden_checks.py", "__pycache__"))
+    subs = tempfile.mkdtemp(prefix="slice-", dir=work)
+    for learner in learners:
+        _copy_lab(lab, os.path.join(subs, learner, name))
     start = time.perf_counter()
-    graded, _, _ = grade_class(subs, os.path.join(work, "vfiolab", "grades"), [lab], jobs=jobs,
-                               stream=open(os.devnull, "w"),
-                               limits=Limits(cell_timeout=120, notebook_timeout=900), regrade=True)
-    total = time.perf_counter() - start
-    full = sum(r["points"] == r["max_points"] for r in graded)
-    return total, statistics.median(r["seconds"] for r in graded), full
+    graded, _, warnings = grade_class(subs, os.path.join(work, "grades"), [lab], jobs=jobs,
+                                      stream=open(os.devnull, "w"), regrade=True,
+                                      limits=Limits(cell_timeout=CELL_TIMEOUT, notebook_timeout=900))
+    seconds = time.perf_counter() - start
+    for w in warnings:
+        print(f"  warning from vfiolab grade: {w}", file=sys.stderr)
+    return seconds, [r["seconds"] for r in graded], {r["learner"]: r for r in graded}
 
 
-def time_nbgrader(lab, copies, work):
-    course = os.path.join(work, "nbgrader")
+class NbgraderCourse:
+    """An nbgrader course holding the lab (hidden checks left out: nbgrader has no sandbox to keep
+    them from the learner's kernel), released once, and every copy submitted."""
+
+    def __init__(self, lab, work):
+        self.root, self.name = os.path.join(work, "nbgrader"), os.path.basename(lab)
+        _copy_lab(lab, os.path.join(self.root, "source", self.name))
+        with open(os.path.join(self.root, "nbgrader_config.py"), "w") as f:
+            f.write(f"c = get_config()\nc.CourseDirectory.course_id = 'bench'\n"
+                    f"c.CourseDirectory.root = {self.root!r}\n"
+                    f"c.Execute.timeout = {CELL_TIMEOUT}\n")
+        # nbgrader runs `alembic` by name: this interpreter's bin folder goes first on PATH
+        self.env = dict(os.environ,
+                        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+        self.run("generate_assignment", self.name, "--force")
+
+    def run(self, *args):
+        done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=self.root,
+                              env=self.env, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"nbgrader {' '.join(args)} failed ({done.returncode}): "
+                               + " / ".join((done.stdout + done.stderr).strip().splitlines()[-4:]))
+        return done
+
+    def submit(self, learner):
+        shutil.copytree(os.path.join(self.root, "source", self.name),
+                        os.path.join(self.root, "submitted", learner, self.name))
+
+    def autograde(self, pattern, learners):
+        """Autograde the learners matching pattern: (seconds, per-notebook seconds)."""
+        start_wall, start = time.time(), time.perf_counter()
+        self.run("autograde", self.name, "--force", f"--student={pattern}")
+        seconds = time.perf_counter() - start
+        # autograde works through the notebooks one after another: the gaps between the times the
+        # graded notebooks were written are the per-notebook times (the first includes start-up).
+        written = sorted(os.path.getmtime(os.path.join(self.root, "autograded", s, self.name, f))
+                         for s in learners
+                         for f in os.listdir(os.path.join(self.root, "autograded", s, self.name))
+                         if f.endswith(".ipynb"))
+        if len(written) != len(learners):
+            raise RuntimeError(f"nbgrader autograded {len(written)} of {len(learners)} notebooks")
+        return seconds, [b - a for a, b in zip([start_wall] + written, written)]
+
+    def scores(self):
+        """{learner: (score, max score)} from nbgrader's own gradebook."""
+        out = os.path.join(self.root, "grades.csv")
+        self.run("export", "--to", out)
+        return {r["student_id"]: (float(r["score"]), float(r["max_score"]))
+                for r in csv.DictReader(open(out))}
+
+
+def bench_lab(lab, args):
+    """Both sides on one lab, slice by slice: (ours, theirs or None, notes)."""
     name = os.path.basename(lab)
-    ignore = shutil.ignore_patterns("hidden_checks.py", "__pycache__")
-    shutil.copytree(lab, os.path.join(course, "source", name), ignore=ignore)
-    with open(os.path.join(course, "nbgrader_config.py"), "w") as f:
-        f.write(f"c = get_config()\nc.CourseDirectory.course_id = 'bench'\n"
-                f"c.CourseDirectory.root = {course!r}\n")
-    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    work = tempfile.mkdtemp(prefix="vfiolab-bench-grade-")
+    ours = Side("vfiolab grade", f"{args.jobs} at a time, sandboxed, public + hidden checks")
+    theirs = None if args.no_nbgrader else \
+        Side("nbgrader autograde", "one at a time, no sandbox, public checks")
+    records = {}
+    try:
+        course = None
+        if theirs:
+            try:
+                course = NbgraderCourse(lab, work)
+            except (RuntimeError, OSError) as e:
+                print(f"nbgrader could not run ({e}); is it installed? pip install nbgrader",
+                      file=sys.stderr)
+                theirs = None
+        slices = [list(range(i, min(i + args.slice, args.copies)))
+                  for i in range(0, args.copies, args.slice)]
+        for k, indices in enumerate(slices):
+            learners = [_learner(k, i) for i in indices]
+            with LoadSampler() as load:
+                seconds, times, graded = grade_slice_ours(lab, learners, args.jobs, work)
+            records.update(graded)
+            ours.add(seconds, times, load.samples, {l: public_points(r) for l, r in graded.items()})
+            if theirs:
+                for learner in learners:
+                    course.submit(learner)
+                with LoadSampler() as load:
+                    seconds, times = course.autograde(f"s{k:02d}*", learners)
+                theirs.add(seconds, times, load.samples, {})
+        if theirs:
+            scores = course.scores()
+            theirs.points = {learner: score for learner, (score, _) in scores.items()}
+            theirs.full = _full_marks(scores.values())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    ours.full = _full_marks([(r["points"], r["max_points"]) for r in records.values()])
+    notes = []
+    if theirs:
+        differ = sorted(l for l in records if ours.points.get(l) != theirs.points.get(l))
+        notes.append(f"{name}: the public checks' points agree on every notebook "
+                     f"({len(records)} of {len(records)})" if not differ else
+                     f"{name}: POINTS DIFFER on {len(differ)} notebooks (ours public / nbgrader): "
+                     + ", ".join(f"{l} {ours.points.get(l)}/{theirs.points.get(l)}" for l in differ[:5]))
+    return ours, theirs, notes
 
-    def nbgrader(*args):
-        subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    nbgrader("generate_assignment", name, "--force")
-    for i in range(copies):
-        shutil.copytree(os.path.join(course, "source", name),
-                        os.path.join(course, "submitted", f"learner{i:03d}", name))
-    start = time.perf_counter()
-    nbgrader("autograde", name, "--force")
-    total = time.perf_counter() - start
-    # autograde works through the notebooks one after another: the gaps between the times the
-    # graded notebooks were written are the per-notebook times.
-    written = sorted(os.path.getmtime(os.path.join(course, "autograded", s, name, f))
-                     for s in os.listdir(os.path.join(course, "autograded"))
-                     for f in os.listdir(os.path.join(course, "autograded", s, name)) if f.endswith(".ipynb"))
-    gaps = [b - a for a, b in zip(written, written[1:])] or [total]
-    nbgrader("export", "--to", os.path.join(course, "grades.csv"))
-    rows = list(csv.DictReader(open(os.path.join(course, "grades.csv"))))
-    full = sum(float(r["score"]) == float(r["max_score"]) for r in rows)
-    return total, statistics.median(gaps), full
+def _full_marks(scores):
+    """"98/100 full marks (35 points)" for [(points, max points)]."""
+    scores = list(scores)
+    full = sum(points == top for points, top in scores)
+    tops = sorted({top for _, top in scores})
+    return f"{full}/{len(scores)} full marks ({'/'.join(f'{t:g}' for t in tops)} points)"
+
+
+def _row(lab, side, copies):
+    per = side.seconds / max(copies, 1)
+    return (f"{lab:<16}{side.name:<20}{side.seconds:>8.1f}s{per:>9.2f}s"
+            f"{statistics.median(side.per_notebook):>9.2f}s{side.load:>7.1f}  {side.full}; {side.how}")
 
 
 def run(args):
     labs = [os.path.abspath(lab) for lab in (args.lab or _default_labs())]
     missing = [lab for lab in labs if not os.path.isdir(lab)]
-    if missing or not labs:
-        print(f"vfiolab bench grade: no lab folder {', '.join(missing) or '(none found)'}",
+    if missing or not labs or args.copies < 1 or args.slice < 1:
+        print(f"vfiolab bench grade: no lab folder {', '.join(missing) or '(none found)'}"
+              if missing or not labs else "vfiolab bench grade: --copies and --slice must be >= 1",
               file=sys.stderr)
         return 2
-    print(f"grading {args.copies} copies of each lab's solution on {os.cpu_count()} cores "
-          f"(load average {open('/proc/loadavg').read().split()[0]} at the start)", flush=True)
-    rows = []  # (lab, grader, total, median, full, how)
-    print(f"{'lab':<18}{'grader':<20}{'total':>9}{'per notebook':>14}{'full marks':>12}  how",
+    print(f"grading {args.copies} copies of each lab's solution on {os.cpu_count()} cores, in "
+          f"slices of {args.slice} (ours, then nbgrader's on the same notebooks); cell time limit "
+          f"{CELL_TIMEOUT} s on both sides; load average {load_average():.2f} at the start",
           flush=True)
-
-    def show(row):  # each figure as soon as it is measured: a long run shows what it has
-        rows.append(row)
-        lab, grader, total, median, full, how = row
-        print(f"{lab:<18}{grader:<20}{total:>8.1f}s{median:>13.2f}s{full:>8}/{args.copies:<3}  "
-              f"{how} (load {open('/proc/loadavg').read().split()[0]})", flush=True)
-
+    print(f"{'lab':<16}{'grader':<20}{'total':>9}{'/notebook':>10}{'median':>10}{'load':>7}  points",
+          flush=True)
+    totals, notes = {}, []
     for lab in labs:
         name = os.path.basename(lab)
-        work = tempfile.mkdtemp(prefix="vfiolab-bench-grade-")
-        try:
-            show((name, "vfiolab grade", *time_vfiolab(lab, args.copies, args.jobs, work),
-                  f"{args.jobs} at a time, sandboxed, public + hidden checks"))
-            if not args.no_nbgrader:
-                try:
-                    show((name, "nbgrader autograde", *time_nbgrader(lab, args.copies, work),
-                          "one at a time, no sandbox, public checks"))
-                except (subprocess.CalledProcessError, OSError) as e:
-                    print(f"nbgrader could not run ({e}); is it installed? pip install nbgrader",
-                          file=sys.stderr)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    totals = {}
-    for lab, grader, total, *_ in rows:
-        totals[grader] = totals.get(grader, 0) + total
-    for grader, total in totals.items():
-        print(f"{'all labs':<18}{grader:<20}{total:>8.1f}s")
+        ours, theirs, lab_notes = bench_lab(lab, args)
+        notes += lab_notes
+        for side in (ours, theirs) if theirs else (ours,):
+            print(_row(name, side, args.copies), flush=True)
+            total = totals.setdefault(side.name, Side(side.name, ""))
+            total.add(side.seconds, side.per_notebook, side.loads, {})
+        if theirs:
+            print(f"{'':<16}{'ratio':<20}{theirs.seconds / ours.seconds:>8.2f}x", flush=True)
+    for note in notes:
+        print(note)
+    for total in totals.values():
+        print(f"{'all labs':<16}{total.name:<20}{total.seconds:>8.1f}s"
+              f"{total.seconds / (args.copies * len(labs)):>9.2f}s"
+              f"{statistics.median(total.per_notebook):>9.2f}s{total.load:>7.1f}")
     if len(totals) == 2:
-        ours, theirs = totals["vfiolab grade"], totals["nbgrader autograde"]
+        ours, theirs = totals["vfiolab grade"].seconds, totals["nbgrader autograde"].seconds
         print(f"vfiolab grade is {theirs / ours:.2f}x as fast as nbgrader autograde in total "
               f"({ours:.1f} s against {theirs:.1f} s for {len(labs)} x {args.copies} notebooks); "
-              f"load average at the end {open('/proc/loadavg').read().split()[0]}")
+              f"load average at the end {load_average():.2f}")
+    print("per notebook: total / copies; median: ours, one notebook's time while "
+          f"{args.jobs} run at once; nbgrader's, the gap between notebooks written one after "
+          "another. load: mean 1-minute load average while that side ran (each side's own "
+          "processes included).")
     return 0

@@ -3,11 +3,14 @@
 Both observe the notebook's live state with the lab's public observers and judge it with the public
 checks, exactly as the grader will (the grader adds the hidden checks, and runs them elsewhere).
 """
+import os
+
 import __main__
 
 from .checks import judge
 from .lab import find_lab
 from .observations import LazySeen, observe_all, round_trip, seen_from
+from .sandbox import GRADED_KERNEL
 from .widgets import exercise_bundle, scoreboard_bundle
 
 
@@ -63,7 +66,15 @@ def check_exercise(exercise, lab=None, raise_on_fail=True):
 
 
 def scoreboard(lab=None):
-    """Show the lab's public checks, exercise by exercise, on the current state."""
+    """Show the lab's public checks, exercise by exercise, on the current state.
+
+    Not in a kernel the grader runs: there its result never counts, and the grader observes the
+    same state once more right after the last cell (the scoreboard observing everything was a
+    quarter of lab 02's graded time)."""
+    if os.environ.get(GRADED_KERNEL) == "1":
+        print("scoreboard: the grader judges this notebook after its last cell, with every check "
+              "(public and hidden): your points are in your feedback")
+        return
     lab, results = public_results(lab)
     by_exercise = {}
     for r in results:

@@ -226,8 +226,12 @@ def isolate(config):
     return report
 
 
+GRADED_KERNEL = "VFIOLAB_GRADED_KERNEL"  # set in every kernel the grader runs (learner.py reads it)
+
+
 def kernel_env(scratch, environ=None):
     env = dict(os.environ if environ is None else environ, HOME=scratch,
+               **{GRADED_KERNEL: "1"},
                IPYTHONDIR=os.path.join(scratch, ".ipython"),
                JUPYTER_RUNTIME_DIR=os.path.join(scratch, ".runtime"), TMPDIR=scratch,
                MPLCONFIGDIR=os.path.join(scratch, ".mpl"))
