@@ -4,65 +4,22 @@ the same answer; with VFIOLAB_BOARD=qemu the qemu section runs on the real kerne
 (solution full marks, learner version zero with hints) is tests/test_grading_labs.py's, for every
 lab through `vfiolab grade`.
 """
-import copy
-import os
 import shutil
-import time
 
-import nbformat
 import pytest
-from nbclient import NotebookClient
 
+from lab_runs import code_text, errors, execute, html_of, lab_copy, run_twice, text_of
 from vfiolab.qtest import find_qemu
 
-LAB = os.path.join(os.path.dirname(__file__), "..", "labs", "03-xgmac-irqfd")
-NOTEBOOK = "03-xgmac-irqfd.ipynb"
-
-
-def execute(nb, folder, board="sim", timeout=120):
-    """Run every cell; returns the seconds the cells took (the kernel's start left out)."""
-    os.environ["VFIOLAB_BOARD"] = board     # the kernel inherits it
-    try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                                resources={"metadata": {"path": folder}})
-        with client.setup_kernel():
-            start = time.monotonic()
-            for index, cell in enumerate(nb.cells):
-                client.execute_cell(cell, index)
-            return time.monotonic() - start
-    finally:
-        os.environ.pop("VFIOLAB_BOARD", None)
-
-
-def text_of(cell):
-    out = []
-    for o in cell.get("outputs", []):
-        if o.output_type == "stream":
-            out.append(o.text)
-        elif o.output_type == "error":
-            out.append(f"{o.ename}: {o.evalue}")
-        elif "text/plain" in o.get("data", {}):
-            out.append(o["data"]["text/plain"])
-    return "".join(out)
-
-
-def errors(nb):
-    return [(i, text_of(c)) for i, c in enumerate(nb.cells)
-            if c.cell_type == "code" and any(o.output_type == "error" for o in c.get("outputs", []))]
-
-
-def html_of(nb):
-    return "\n".join(o["data"]["text/html"] for c in nb.cells if c.cell_type == "code"
-                     for o in c.get("outputs", []) if "text/html" in o.get("data", {}))
+LAB = "03-xgmac-irqfd"
 
 
 def test_solution_runs_on_the_sim_in_under_10_s(tmp_path):
-    folder = shutil.copytree(LAB, tmp_path / "lab")
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    took = execute(nb, str(folder))
+    folder, nb = lab_copy(LAB, tmp_path)
+    took = execute(nb, folder)
     assert errors(nb) == []
     assert took < 10, f"Run All took {took:.1f} s of cells"
-    out = "\n".join(text_of(c) for c in nb.cells if c.cell_type == "code")
+    out = code_text(nb)
     # 1: a DMA outlives its owner without a reset; the reset module stops it, bases untouched
     assert "RX DMA: waiting for a frame" in out and "VFIO: no reset function found!" in out
     assert "frame in my buffer, though I never started the device: True" in out
@@ -97,25 +54,13 @@ MEASURED = {"code-29", "code-33"}
 def test_every_cell_run_twice_gives_the_same_answer_as_once(tmp_path):
     """Each code cell, exercises included, runs twice in a row: the second run shows what the
     first did, never an error (the timing cells print new figures)."""
-    folder = shutil.copytree(LAB, tmp_path / "lab")
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
+    folder, nb = lab_copy(LAB, tmp_path)
     gids = {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells}
     assert all("median_us(" in gids[g] for g in MEASURED), "MEASURED names the timing cells"
-    cells = []
-    for cell in nb.cells:
-        cells.append(cell)
-        if cell.cell_type == "code":
-            twin = copy.deepcopy(cell)
-            twin.metadata["twin"] = True
-            cells.append(twin)
-    nb.cells = cells
-    execute(nb, str(folder))
+    pairs = run_twice(nb, folder)
     assert errors(nb) == []
     checked = 0
-    for once, twice in zip(nb.cells, nb.cells[1:]):
-        if not twice.metadata.get("twin"):
-            continue
-        gid = once.metadata["nbgrader"]["grade_id"]
+    for gid, once, twice in pairs:
         if gid in MEASURED:
             continue
         assert text_of(twice) == text_of(once), gid
@@ -137,11 +82,10 @@ def test_whole_notebook_runs_with_the_qemu_board(tmp_path):
     tagged "qemu" run on the real kernel: the real refusal and the real Calxeda reset module
     (vfio_platform=True: modules built for the guest kernel, no-IOMMU), then edu's INTx into the
     lab's guest through real KVM's irqfd + resamplefd."""
-    folder = shutil.copytree(LAB, tmp_path / "lab")
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    execute(nb, str(folder), board="qemu", timeout=600)
+    folder, nb = lab_copy(LAB, tmp_path)
+    execute(nb, folder, board="qemu", timeout=600)
     assert errors(nb) == []
-    out = "\n".join(text_of(c) for c in nb.cells if c.cell_type == "code")
+    out = code_text(nb)
     print(out[out.index("qemu board"):])
     assert "a000000.ethernet: driver after the bind without the reset module: None" in out
     assert "VFIO: No reset function found for device a000000.ethernet" in out

@@ -2,27 +2,20 @@
 10 s of cells with the evidence each section is about in its outputs; every cell run twice gives the
 same answer. Grading (solution full marks, learner version zero with hints) is
 tests/test_grading_labs.py's, for every lab through `vfiolab grade`."""
-import copy
-import os
-import shutil
-
-import nbformat
 import pytest
 
-from test_lab03 import errors, execute, text_of
+from lab_runs import code_text, errors, execute, lab_copy, run_twice, text_of
 from vfiolab.qtest import find_qemu
 
-LAB = os.path.join(os.path.dirname(__file__), "..", "labs", "04-msi-its")
-NOTEBOOK = "04-msi-its.ipynb"
+LAB = "04-msi-its"
 
 
 def test_solution_runs_on_the_sim_in_under_10_s(tmp_path):
-    folder = shutil.copytree(LAB, tmp_path / "lab")
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    took = execute(nb, str(folder))
+    folder, nb = lab_copy(LAB, tmp_path)
+    took = execute(nb, folder)
     assert errors(nb) == []
     assert took < 10, f"Run All took {took:.1f} s of cells"
-    out = "\n".join(text_of(c) for c in nb.cells if c.cell_type == "code")
+    out = code_text(nb)
     # 1: the reserved MSI window is the hole in IOVA_RANGE; the doorbell at its start + 0x40
     assert "reserved_regions: 0x0000000008000000 0x00000000080fffff msi" in out
     assert "IOVA ranges: [('0x0', '0x7ffffff'), ('0x8100000', '0xffffffffffff')]" in out
@@ -46,23 +39,13 @@ def test_solution_runs_on_the_sim_in_under_10_s(tmp_path):
 
 
 def test_every_cell_run_twice_gives_the_same_answer_as_once(tmp_path):
-    folder = shutil.copytree(LAB, tmp_path / "lab")
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    cells = []
-    for cell in nb.cells:
-        cells.append(cell)
-        if cell.cell_type == "code":
-            twin = copy.deepcopy(cell)
-            twin.metadata["twin"] = True
-            cells.append(twin)
-    nb.cells = cells
-    execute(nb, str(folder))
+    folder, nb = lab_copy(LAB, tmp_path)
+    pairs = run_twice(nb, folder)
     assert errors(nb) == []
     checked = 0
-    for once, twice in zip(nb.cells, nb.cells[1:]):
-        if twice.metadata.get("twin"):
-            assert text_of(twice) == text_of(once), once.metadata["nbgrader"]["grade_id"]
-            checked += once.metadata["nbgrader"]["grade_id"].startswith("ex")
+    for gid, once, twice in pairs:
+        assert text_of(twice) == text_of(once), gid
+        checked += gid.startswith("ex")
     assert checked == 12              # every answer and check cell of the six exercises
 
 
@@ -72,11 +55,10 @@ def test_every_cell_run_twice_gives_the_same_answer_as_once(tmp_path):
 def test_the_qemu_section_runs_on_the_real_kernel(tmp_path):
     """VFIOLAB_BOARD=qemu: sections 1-3 stay on the sim; section 4 boots the real 6.1 with a
     GICv2m, then with an ITS: EPERM, the forged SMMU interrupt on v2m, nothing on the ITS."""
-    folder = shutil.copytree(LAB, tmp_path / "lab")
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    execute(nb, str(folder), board="qemu", timeout=600)
+    folder, nb = lab_copy(LAB, tmp_path)
+    execute(nb, folder, board="qemu", timeout=600)
     assert errors(nb) == []
-    out = "\n".join(text_of(c) for c in nb.cells if c.cell_type == "code")
+    out = code_text(nb)
     print(out[out.index("qemu board, GIC v2m"):])
     assert "qemu board, GIC v2m: attach without allow_unsafe_interrupts: EPERM" in out
     assert "edu forges the SMMU's SPI (106): SMMU +1, edu +0 (eventfd 0)" in out
