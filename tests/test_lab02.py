@@ -9,51 +9,21 @@ for every lab through `vfiolab grade`.
 """
 import copy
 import os
-import shutil
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
+from lab_runs import LABS, code_text, errors, execute, grade_id, lab_copy, run_twice, text_of
 from vfiolab.qtest import find_qemu
 
-LAB = os.path.join(os.path.dirname(__file__), "..", "labs", "02-vfio-pl330")
-NOTEBOOK = "02-vfio-pl330.ipynb"
-
-
-def execute(nb, folder, board="sim", timeout=120, allow_errors=False):
-    os.environ["VFIOLAB_BOARD"] = board     # the kernel inherits it
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
-                       resources={"metadata": {"path": folder}}).execute()
-    finally:
-        os.environ.pop("VFIOLAB_BOARD", None)
-    return nb
-
-
-def text_of(cell):
-    out = []
-    for o in cell.get("outputs", []):
-        if o.output_type == "stream":
-            out.append(o.text)
-        elif o.output_type == "error":
-            out.append(f"{o.ename}: {o.evalue}")
-        elif "text/plain" in o.get("data", {}):
-            out.append(o["data"]["text/plain"])
-    return "".join(out)
-
-
-def errors(nb):
-    return [(i, text_of(c)) for i, c in enumerate(nb.cells)
-            if c.cell_type == "code" and any(o.output_type == "error" for o in c.get("outputs", []))]
+LAB = "02-vfio-pl330"
 
 
 def test_solution_runs_on_the_sim(tmp_path):
-    folder = shutil.copytree(LAB, tmp_path / "lab")
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    execute(nb, str(folder))
+    folder, nb = lab_copy(LAB, tmp_path)
+    execute(nb, folder)
     assert errors(nb) == []
-    outputs = "\n".join(text_of(c) for c in nb.cells if c.cell_type == "code")
+    outputs = code_text(nb)
     assert "component ID  0xB105F00D" in outputs
     assert "64 bytes copied: True" in outputs
     # Stepped 300 cycles into the barrier-free copy: every burst issued, the data trailing behind.
@@ -70,7 +40,7 @@ def test_solution_runs_on_the_sim(tmp_path):
     assert "after INTEN: interrupt: 1" in outputs          # our engine: line = RIS & INTEN
     # After Run All the live panel shows the end; the still picture beside it keeps the moment
     # section 4's text describes: 300 cycles in, channel 0 completing, E0 already raised.
-    stepped = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "code-44")
+    stepped = next(c for c in nb.cells if grade_id(c) == "code-44")
     stills = [o["data"]["text/html"] for o in stepped.outputs if "text/html" in o.get("data", {})]
     assert len(stills) == 2 and "Still picture, at 300 cycles" in stills[0]
     assert "completing" in stills[0] and "IRQ raised" in stills[0] and "2360 bytes match" in stills[1]
@@ -82,12 +52,11 @@ def test_solution_runs_on_the_sim(tmp_path):
 def test_whole_notebook_runs_with_the_qemu_board(tmp_path):
     """VFIOLAB_BOARD=qemu: the PL330 sections still use the sim (the qemu board has no PL330);
     the cells tagged "qemu" run on the real kernel."""
-    folder = shutil.copytree(LAB, tmp_path / "lab")
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
+    folder, nb = lab_copy(LAB, tmp_path)
     assert sum(c.cell_type == "code" and "qemu" in c.metadata.get("tags", []) for c in nb.cells) >= 4
-    execute(nb, str(folder), board="qemu", timeout=300)
+    execute(nb, folder, board="qemu", timeout=300)
     assert errors(nb) == []
-    outputs = "\n".join(text_of(c) for c in nb.cells if c.cell_type == "code")
+    outputs = code_text(nb)
     assert "-> vfio-pci" in outputs
     assert "copied through the SMMUv3: True" in outputs
     assert "IOMMU faults: []" in outputs
@@ -98,9 +67,8 @@ def test_whole_notebook_runs_with_the_qemu_board(tmp_path):
 def test_a_copy_made_by_the_cpu_does_not_pass_for_the_devices(tmp_path):
     """Exercise 3 with memcpy_start copying by CPU: the bytes are right, the check still fails and
     says why (the PL330's DMA never wrote them: board.dma_writes)."""
-    folder = shutil.copytree(LAB, tmp_path / "lab")
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    folder, nb = lab_copy(LAB, tmp_path)
+    ids = [grade_id(c) for c in nb.cells]
     answer, check = ids.index("ex3-answer"), ids.index("ex3")
     nb.cells[answer].source = (
         "def memcpy_start(src, dst, size):\n"
@@ -108,7 +76,7 @@ def test_a_copy_made_by_the_cpu_does_not_pass_for_the_devices(tmp_path):
         "def memcpy_wait(timeout_ms=1000):\n"
         "    pass\n")
     nb.cells = nb.cells[:check + 1]
-    execute(nb, str(folder), allow_errors=True)
+    execute(nb, folder)
     assert [i for i, _ in errors(nb)] == [check]          # a failing check cell ends in an error
     verdict = str(nb.cells[check].outputs)
     assert "the PL330 never wrote the one at IOVA 0x202000 (ex3)" in verdict, verdict
@@ -129,24 +97,11 @@ RECOVERY = {
 def test_every_cell_run_twice_gives_the_same_answer_as_once(tmp_path):
     """Each code cell, exercises included, runs twice in a row: the second run shows what the
     first did, or (the cells of RECOVERY) one line saying how to get back; never an error."""
-    import copy
-    folder = shutil.copytree(LAB, tmp_path / "lab")
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    cells = []
-    for cell in nb.cells:
-        cells.append(cell)
-        if cell.cell_type == "code":
-            twin = copy.deepcopy(cell)
-            twin.metadata["twin"] = True
-            cells.append(twin)
-    nb.cells = cells
-    execute(nb, str(folder), allow_errors=True)
+    folder, nb = lab_copy(LAB, tmp_path)
+    pairs = run_twice(nb, folder)
     assert errors(nb) == []
     checked = 0
-    for once, twice in zip(nb.cells, nb.cells[1:]):
-        if not twice.metadata.get("twin"):
-            continue
-        gid = once.metadata.get("nbgrader", {}).get("grade_id")
+    for gid, once, twice in pairs:
         if gid in RECOVERY:
             assert RECOVERY[gid] in text_of(twice), (gid, text_of(twice))
         else:
@@ -160,8 +115,8 @@ def test_check_cells_are_worth_the_public_points_their_headings_announce():
     here: each exercise's check cell is worth, in nbgrader, the public points its heading names."""
     import re
     from vfiolab.grading.lab import Lab
-    checks, _ = Lab(LAB).load(hidden=True)
-    nb = nbformat.read(os.path.join(LAB, NOTEBOOK), as_version=4)
+    checks, _ = Lab(os.path.join(LABS, LAB)).load(hidden=True)
+    nb = nbformat.read(os.path.join(LABS, LAB, f"{LAB}.ipynb"), as_version=4)
     announced = {}
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -181,9 +136,8 @@ def test_an_exercise_2_answer_does_not_win_exercise_6(tmp_path):
     """Linux's microcode for this PL330 has no barriers, so exercise 2's answer is already at the
     bus's speed on a plain copy. Exercise 6's rectangle is not won by it: one memcpy per row is
     correct but too big, the same loop with barriers is compact but too slow."""
-    folder = shutil.copytree(LAB, tmp_path / "lab")
-    nb = nbformat.read(folder / NOTEBOOK, as_version=4)
-    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    folder, nb = lab_copy(LAB, tmp_path)
+    ids = [grade_id(c) for c in nb.cells]
     answer, check = ids.index("ex6-answer"), ids.index("ex6")
     nb.cells[answer].source = (
         "def rect_microcode(src, dst, width, rows, src_stride, dst_stride):\n"
@@ -206,7 +160,7 @@ def test_an_exercise_2_answer_does_not_win_exercise_6(tmp_path):
         "        rows -= n\n"
         "    return assemble('\\n'.join(lines + [f'DMASEV E{EVENT}', 'DMAEND']))\n")
     nb.cells = nb.cells[:check + 1] + [barriers, copy.deepcopy(nb.cells[check])]
-    execute(nb, str(folder), allow_errors=True)
+    execute(nb, folder)
     per_row, with_barriers = text_of(nb.cells[check]), text_of(nb.cells[-1])
     assert "PASS ex6-rect" in per_row and "FAIL ex6-compact" in per_row, per_row
     assert "DMAADDH" in per_row
