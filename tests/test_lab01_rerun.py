@@ -1,14 +1,11 @@
 """Lab 01 cell by cell, each run twice in a row on the sim board: the second run says what the first
 did (exercise cells exactly), and a board call that fails shows one line, not the sim's traceback."""
-import os
 import re
 
 import nbformat
-from nbclient import NotebookClient
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LAB = os.path.join(ROOT, "labs", "01-platform-bus")
-NOTEBOOK = os.path.join(LAB, "01-platform-bus.ipynb")
+from lab_runs import lab_copy, run_twice
+
 # Demo cells that move the board one step: run again, they find the step done and say so instead.
 STEP_DONE = {"bind-step2": "nothing to unbind"}
 
@@ -24,40 +21,24 @@ def shown(cell):
     return re.sub(r"model_id='[^']*'| at 0x[0-9a-f]+", "", "".join(parts))
 
 
-def test_every_cell_run_twice_says_what_it_said_once(monkeypatch):
-    monkeypatch.setenv("VFIOLAB_BOARD", "sim")
-    nb = nbformat.read(NOTEBOOK, 4)
-    client = NotebookClient(nb, timeout=180, kernel_name="python3", allow_errors=True,
-                            resources={"metadata": {"path": LAB}})
+def test_every_cell_run_twice_says_what_it_said_once(tmp_path):
+    folder, nb = lab_copy("01-platform-bus", tmp_path)
+    # After Run All, out of order: unbind a device its driver does not hold (the kernel's ENODEV,
+    # in one line); a bad argument to a board call (one line too); an error of the cell's own
+    # (the usual traceback).
+    probe, bad, own = (nbformat.v4.new_code_cell(code) for code in (
+        'board.sysfs_write("/sys/bus/amba/drivers/dma-pl330/unbind", "1c090000.serial")',
+        'board.sysfs_write(f"{base}/driver_override", 42)', 'int("not a number")'))
     differ = {}
-    with client.setup_kernel():
-        for index, cell in enumerate(nb.cells):
-            if cell.cell_type != "code":
-                continue
-            grade_id = cell.metadata["nbgrader"]["grade_id"]
-            client.execute_cell(cell, index)
-            first = shown(cell)
-            assert "ERROR" not in first, f"{grade_id} failed on its first run: {first}"
-            client.execute_cell(cell, index)
-            second = shown(cell)
-            if grade_id in STEP_DONE:
-                assert STEP_DONE[grade_id] in second, f"{grade_id} run again: {second}"
-            elif second != first:
-                differ[grade_id] = (first, second)
-        assert not differ, "cells that answer differently when run again: " + "; ".join(
-            f"{gid}: {a!r} then {b!r}" for gid, (a, b) in differ.items())
-
-        # Out of order: unbind a device its driver does not hold. The kernel's ENODEV, in one line.
-        probe = nbformat.v4.new_code_cell(
-            'board.sysfs_write("/sys/bus/amba/drivers/dma-pl330/unbind", "1c090000.serial")')
-        nb.cells.append(probe)
-        client.execute_cell(probe, len(nb.cells) - 1)
-        # A bad argument to a board call: one line too; an error of the cell's own: the usual traceback.
-        bad, own = (nbformat.v4.new_code_cell(code) for code in (
-            'board.sysfs_write(f"{base}/driver_override", 42)', 'int("not a number")'))
-        for cell in (bad, own):
-            nb.cells.append(cell)
-            client.execute_cell(cell, len(nb.cells) - 1)
+    for grade_id, once, twice in run_twice(nb, folder, timeout=180, after=(probe, bad, own)):
+        first, second = shown(once), shown(twice)
+        assert "ERROR" not in first, f"{grade_id} failed on its first run: {first}"
+        if grade_id in STEP_DONE:
+            assert STEP_DONE[grade_id] in second, f"{grade_id} run again: {second}"
+        elif second != first:
+            differ[grade_id] = (first, second)
+    assert not differ, "cells that answer differently when run again: " + "; ".join(
+        f"{gid}: {a!r} then {b!r}" for gid, (a, b) in differ.items())
     bad_error, own_error = (next(o for o in c.outputs if o.output_type == "error") for c in (bad, own))
     assert bad_error.ename == "TypeError" and len(bad_error.traceback) == 1
     assert "check their types" in bad_error.traceback[0]
