@@ -7,7 +7,10 @@ import time
 from contextlib import contextmanager
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
+
+from vfiolab.qtest import find_qemu
 
 LABS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "labs")
 
@@ -44,6 +47,23 @@ def execute(nb, folder, board="sim", timeout=120):
             for index, cell in enumerate(nb.cells):
                 client.execute_cell(cell, index)
             return time.monotonic() - start
+
+
+def run_all(lab, tmp_path, board="sim", timeout=120):
+    """Run All of a copy of labs/<lab> on board; no cell may end in an error. Returns (notebook,
+    code_text of it, seconds the cells took)."""
+    folder, nb = lab_copy(lab, tmp_path)
+    seconds = execute(nb, folder, board, timeout)
+    assert errors(nb) == []
+    return nb, code_text(nb), seconds
+
+
+def needs_qemu(lab):
+    """Skips a test of lab's qemu-board section where qemu-system-aarch64 is not installed."""
+    return pytest.mark.skipif(not find_qemu("qemu-system-aarch64"),
+                              reason=f"qemu-system-aarch64 is not installed: the qemu-board section "
+                                     f"of lab {lab[:2]} cannot run (on Debian or Ubuntu: sudo apt "
+                                     "install qemu-system-arm)")
 
 
 def run_twice(nb, folder, board="sim", timeout=120, after=()):

@@ -1,18 +1,14 @@
 """Lab 01 (the platform bus): the notebook runs top to bottom on the sim board (fast) and on the
 qemu board (a real kernel)."""
-import shutil
-
 import pytest
 
-from lab_runs import cell_text as outputs, errors, execute, lab_copy
+from lab_runs import cell_text as outputs, needs_qemu, run_all
 
 LAB = "01-platform-bus"
 
 
 def test_notebook_runs_on_the_sim_board_in_10_seconds(tmp_path):
-    folder, nb = lab_copy(LAB, tmp_path)
-    seconds = execute(nb, folder, timeout=180)
-    assert errors(nb) == []
+    nb, _, seconds = run_all(LAB, tmp_path, timeout=180)
     assert "total: 10/10" in outputs(nb, "scoreboard")
     assert "2c0a0000.dma is now held by vfio-amba | host driver was dma-pl330" in outputs(nb, "ex3-answer")
     assert "group 2 viable? False" in outputs(nb, "viable-demo")
@@ -20,13 +16,9 @@ def test_notebook_runs_on_the_sim_board_in_10_seconds(tmp_path):
 
 
 @pytest.mark.timeout(300)
+@needs_qemu(LAB)
 def test_notebook_runs_on_the_qemu_board(tmp_path):
-    if shutil.which("qemu-system-aarch64") is None:
-        pytest.skip("qemu-system-aarch64 is not installed (apt-get install qemu-system-arm): "
-                    "the qemu board cannot boot")
-    folder, nb = lab_copy(LAB, tmp_path)
-    execute(nb, folder, board="qemu", timeout=180)
-    assert errors(nb) == []
+    nb, _, _ = run_all(LAB, tmp_path, board="qemu", timeout=180)
     assert "total: 10/10" in outputs(nb, "scoreboard")
     assert "0000:00:01.0 is now held by vfio-pci | host driver was None" in outputs(nb, "ex3-answer")
     # Slot 3's shared group: the second edu joined it when vfio-pci probed it; virtio-pci blocks it.

@@ -11,19 +11,15 @@ import copy
 import os
 
 import nbformat
-import pytest
 
-from lab_runs import LABS, code_text, errors, execute, grade_id, lab_copy, run_twice, text_of
+from lab_runs import LABS, errors, execute, grade_id, lab_copy, needs_qemu, run_all, run_twice, text_of
 from vfiolab.qtest import find_qemu
 
 LAB = "02-vfio-pl330"
 
 
 def test_solution_runs_on_the_sim(tmp_path):
-    folder, nb = lab_copy(LAB, tmp_path)
-    execute(nb, folder)
-    assert errors(nb) == []
-    outputs = code_text(nb)
+    nb, outputs, _ = run_all(LAB, tmp_path)
     assert "component ID  0xB105F00D" in outputs
     assert "64 bytes copied: True" in outputs
     # Stepped 300 cycles into the barrier-free copy: every burst issued, the data trailing behind.
@@ -46,17 +42,12 @@ def test_solution_runs_on_the_sim(tmp_path):
     assert "completing" in stills[0] and "IRQ raised" in stills[0] and "2360 bytes match" in stills[1]
 
 
-@pytest.mark.skipif(not find_qemu("qemu-system-aarch64"),
-                    reason="qemu-system-aarch64 is not installed: the qemu-board section of lab 02 "
-                           "cannot run (on Debian or Ubuntu: sudo apt install qemu-system-arm)")
+@needs_qemu(LAB)
 def test_whole_notebook_runs_with_the_qemu_board(tmp_path):
     """VFIOLAB_BOARD=qemu: the PL330 sections still use the sim (the qemu board has no PL330);
     the cells tagged "qemu" run on the real kernel."""
-    folder, nb = lab_copy(LAB, tmp_path)
+    nb, outputs, _ = run_all(LAB, tmp_path, board="qemu", timeout=300)
     assert sum(c.cell_type == "code" and "qemu" in c.metadata.get("tags", []) for c in nb.cells) >= 4
-    execute(nb, folder, board="qemu", timeout=300)
-    assert errors(nb) == []
-    outputs = code_text(nb)
     assert "-> vfio-pci" in outputs
     assert "copied through the SMMUv3: True" in outputs
     assert "IOMMU faults: []" in outputs

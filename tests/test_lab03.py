@@ -8,18 +8,14 @@ import shutil
 
 import pytest
 
-from lab_runs import code_text, errors, execute, html_of, lab_copy, run_twice, text_of
-from vfiolab.qtest import find_qemu
+from lab_runs import errors, html_of, lab_copy, needs_qemu, run_all, run_twice, text_of
 
 LAB = "03-xgmac-irqfd"
 
 
 def test_solution_runs_on_the_sim_in_under_10_s(tmp_path):
-    folder, nb = lab_copy(LAB, tmp_path)
-    took = execute(nb, folder)
-    assert errors(nb) == []
+    nb, out, took = run_all(LAB, tmp_path)
     assert took < 10, f"Run All took {took:.1f} s of cells"
-    out = code_text(nb)
     # 1: a DMA outlives its owner without a reset; the reset module stops it, bases untouched
     assert "RX DMA: waiting for a frame" in out and "VFIO: no reset function found!" in out
     assert "frame in my buffer, though I never started the device: True" in out
@@ -71,9 +67,7 @@ def test_every_cell_run_twice_gives_the_same_answer_as_once(tmp_path):
 VFIO_PLATFORM_TOOLS = ("apt-get", "aarch64-linux-gnu-gcc", "make", "dpkg-deb", "dtc")
 
 
-@pytest.mark.skipif(not find_qemu("qemu-system-aarch64"),
-                    reason="qemu-system-aarch64 is not installed: the qemu-board section of lab 03 "
-                           "cannot run (on Debian or Ubuntu: sudo apt install qemu-system-arm)")
+@needs_qemu(LAB)
 @pytest.mark.skipif(not all(shutil.which(t) for t in VFIO_PLATFORM_TOOLS),
                     reason="the qemu board's vfio-platform build needs " + ", ".join(VFIO_PLATFORM_TOOLS)
                            + ": ./bootstrap test installs them")
@@ -82,10 +76,7 @@ def test_whole_notebook_runs_with_the_qemu_board(tmp_path):
     tagged "qemu" run on the real kernel: the real refusal and the real Calxeda reset module
     (vfio_platform=True: modules built for the guest kernel, no-IOMMU), then edu's INTx into the
     lab's guest through real KVM's irqfd + resamplefd."""
-    folder, nb = lab_copy(LAB, tmp_path)
-    execute(nb, folder, board="qemu", timeout=600)
-    assert errors(nb) == []
-    out = code_text(nb)
+    _, out, _ = run_all(LAB, tmp_path, board="qemu", timeout=600)
     print(out[out.index("qemu board"):])
     assert "a000000.ethernet: driver after the bind without the reset module: None" in out
     assert "VFIO: No reset function found for device a000000.ethernet" in out

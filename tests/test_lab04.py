@@ -2,20 +2,14 @@
 10 s of cells with the evidence each section is about in its outputs; every cell run twice gives the
 same answer. Grading (solution full marks, learner version zero with hints) is
 tests/test_grading_labs.py's, for every lab through `vfiolab grade`."""
-import pytest
-
-from lab_runs import code_text, errors, execute, lab_copy, run_twice, text_of
-from vfiolab.qtest import find_qemu
+from lab_runs import errors, lab_copy, needs_qemu, run_all, run_twice, text_of
 
 LAB = "04-msi-its"
 
 
 def test_solution_runs_on_the_sim_in_under_10_s(tmp_path):
-    folder, nb = lab_copy(LAB, tmp_path)
-    took = execute(nb, folder)
-    assert errors(nb) == []
+    _, out, took = run_all(LAB, tmp_path)
     assert took < 10, f"Run All took {took:.1f} s of cells"
-    out = code_text(nb)
     # 1: the reserved MSI window is the hole in IOVA_RANGE; the doorbell at its start + 0x40
     assert "reserved_regions: 0x0000000008000000 0x00000000080fffff msi" in out
     assert "IOVA ranges: [('0x0', '0x7ffffff'), ('0x8100000', '0xffffffffffff')]" in out
@@ -35,7 +29,7 @@ def test_solution_runs_on_the_sim_in_under_10_s(tmp_path):
     for value in (1, 106, 8192):
         assert f"edu writes {value:5}: predicted None, edu's eventfd fired: False" in out
     assert "qemu section skipped: set RUN_QEMU = True" in out
-    assert "total: 13/13" in out
+    assert "total: 17/17" in out
 
 
 def test_every_cell_run_twice_gives_the_same_answer_as_once(tmp_path):
@@ -49,16 +43,11 @@ def test_every_cell_run_twice_gives_the_same_answer_as_once(tmp_path):
     assert checked == 12              # every answer and check cell of the six exercises
 
 
-@pytest.mark.skipif(not find_qemu("qemu-system-aarch64"),
-                    reason="qemu-system-aarch64 is not installed: the qemu-board section of lab 04 "
-                           "cannot run (on Debian or Ubuntu: sudo apt install qemu-system-arm)")
+@needs_qemu(LAB)
 def test_the_qemu_section_runs_on_the_real_kernel(tmp_path):
     """VFIOLAB_BOARD=qemu: sections 1-3 stay on the sim; section 4 boots the real 6.1 with a
     GICv2m, then with an ITS: EPERM, the forged SMMU interrupt on v2m, nothing on the ITS."""
-    folder, nb = lab_copy(LAB, tmp_path)
-    execute(nb, folder, board="qemu", timeout=600)
-    assert errors(nb) == []
-    out = code_text(nb)
+    _, out, _ = run_all(LAB, tmp_path, board="qemu", timeout=600)
     print(out[out.index("qemu board, GIC v2m"):])
     assert "qemu board, GIC v2m: attach without allow_unsafe_interrupts: EPERM" in out
     assert "edu forges the SMMU's SPI (106): SMMU +1, edu +0 (eventfd 0)" in out
