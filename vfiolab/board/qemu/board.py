@@ -7,7 +7,8 @@ learner holds on this side behaves as on a host:
     board calls translate it to the guest's fd, including inside ioctl arguments that carry fds
     (VFIO_GROUP_SET_CONTAINER, VFIO_DEVICE_SET_IRQS and KVM_IRQFD with eventfds); the fds KVM
     ioctls return (KVM_CREATE_VM, KVM_CREATE_VCPU, KVM_CREATE_DEVICE's fd field) get placeholders;
-  - KVM (virtualization=on, the default, starts the guest at EL2): the agent runs each KVM_RUN in
+  - KVM (virtualization=on starts the guest at EL2; the default under TCG, and impossible under KVM
+    acceleration, accel.py: virtualization=True then picks TCG): the agent runs each KVM_RUN in
     a thread of its own, so other calls (from other threads here) go on while a vCPU runs; a
     KVM_RUN returns EINTR (KVM_EXIT_INTR) after half a second, as after a VMM's timer signal, so a
     guest waiting in WFI hands control back; user pointers in KVM structs (memory slots,
@@ -161,7 +162,7 @@ class QemuBoard:
     kind = "qemu"
 
     def __init__(self, gic="its", allow_unsafe_interrupts=False, *, memory_mib=512, cpus=1,
-                 timeout=CALL_TIMEOUT, quiet=False, virtualization=True, vfio_platform=False):
+                 timeout=CALL_TIMEOUT, quiet=False, virtualization=None, vfio_platform=False):
         # One board per Python process (per notebook kernel): re-running the cell that opens a
         # board replaces the old one instead of leaving a second QEMU running.
         for old in list(_live):
@@ -423,7 +424,16 @@ class QemuBoard:
 
     # --- the contract -------------------------------------------------------------------------
     def open(self, path, flags=os.O_RDWR):
-        return self._placeholder(self._call("open", os.fspath(path), *open_flags_by_name(flags)))
+        try:
+            return self._placeholder(self._call("open", os.fspath(path), *open_flags_by_name(flags)))
+        except FileNotFoundError as e:
+            if os.fspath(path) == "/dev/kvm" and not self._machine.virtualization:
+                raise FileNotFoundError(
+                    e.errno, "the qemu board's guest has no KVM of its own: QEMU runs it under "
+                    f"{self._machine.accel.name.upper()} without virtualization=on "
+                    f"({self._machine.accel.reason}). Open the board with virtualization=True "
+                    "(TCG, the guest starts at EL2) for a guest with /dev/kvm", "/dev/kvm") from e
+            raise
 
     def close(self, fd=None):
         """close(fd) closes one file; close() with no fd shuts the board down (as `with` does)."""

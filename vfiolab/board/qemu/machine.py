@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 
+from . import accel as accelerators
 from . import image as guest_image
 
 RAM_BASE = 0x40000000  # guest-physical address of RAM on QEMU's virt machine
@@ -44,7 +45,7 @@ def _die_with_parent(parent_pid):
 
 class Machine:
     def __init__(self, gic="its", allow_unsafe_interrupts=False, memory_mib=512, cpus=1,
-                 share_dir=None, extra_args=(), virtualization=True):
+                 share_dir=None, extra_args=(), virtualization=None, accel=None):
         if gic not in GICS:
             raise ValueError(f"gic must be one of {', '.join(GICS)}, not {gic!r}")
         self.qemu = shutil.which("qemu-system-aarch64")
@@ -57,8 +58,10 @@ class Machine:
         self.cpus = cpus
         self.share_dir = share_dir
         self.extra_args = list(extra_args)
-        # virtualization=on starts the guest at EL2, so its kernel has KVM (/dev/kvm) for lab 03.
-        self.virtualization = virtualization
+        # KVM on an aarch64 host that has it, else TCG (accel.py). virtualization=on starts the guest
+        # at EL2, so its kernel has KVM (/dev/kvm) for lab 03: TCG only. None: on wherever it can be.
+        self.accel = accel or accelerators.choose(virtualization)
+        self.virtualization = self.accel.name == "tcg" if virtualization is None else virtualization
         self.dtb_editor = None       # (command, rundir, pass_fds) -> a DTB path to boot with
         self.proc = None
         self.rundir = None
@@ -88,7 +91,8 @@ class Machine:
             self.qemu, "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
             "-M", f"virt,{GICS[self.gic]},iommu=smmuv3,memory-backend=ram"
                   + (",virtualization=on" if self.virtualization else ""),
-            "-cpu", "cortex-a57", "-smp", str(self.cpus), "-m", f"{self.memory >> 20}M",
+            "-accel", self.accel.name, "-cpu", "host" if self.accel.name == "kvm" else "cortex-a57",
+            "-smp", str(self.cpus), "-m", f"{self.memory >> 20}M",
             "-object", f"memory-backend-file,id=ram,size={self.memory >> 20}M,"
                        f"mem-path=/proc/self/fd/{self.ram_fd},share=on",
             "-kernel", image.kernel, "-initrd", image.initramfs, "-append", append,
