@@ -36,4 +36,12 @@ WRONG_ANSWERS = {
                   "    regs.write32(X.CONTROL, regs.read32(X.CONTROL) & ~X.CONTROL_TE)",
         "hint": "CONTROL is 0x1004 after the reset: TE (0x8) and RE (0x4) must be clear",
     },
+    "04-msi-its": {
+        "answer": "ex6-answer",
+        "check": "ex6",
+        # The ITS taken for a GICv2m: the data read as the LPI to raise, not as an EventID.
+        "source": "def its_predict(mappings, device_id, value):\n"
+                  "    return value if any(lpi == value for _, _, lpi, _, _ in mappings) else None",
+        "hint": "gave None, but the ITS delivered LPI 8192: the data is only an EventID",
+    },
 }
