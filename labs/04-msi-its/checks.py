@@ -446,6 +446,16 @@ def its_own_and_other(seen):
 
 
 # --- exercise 4: the EPERM rule -------------------------------------------------------------
+# The rule as the kernel has it (section 5 of the notebook), checked against the source:
+# - 6.1 (the sim's and the qemu board's): vfio_iommu_type1_attach_group's msi_remap =
+#   irq_domain_check_msi_remap() || IOMMU_CAP_INTR_REMAP of each device of the group.
+# - 6.3 on: !allow_unsafe_interrupts && !iommu_group_has_isolated_msi(group) -> EPERM, the same
+#   "No interrupt remapping support" line (vfio/type1: Convert to iommu_group_has_isolated_msi(),
+#   of the isolated_msi branch merged in fc3873095a09, pulled for 6.3 in 143c7bc6496c);
+#   msi_device_has_isolated_msi() walks the device's MSI domain and its parents for
+#   IRQ_DOMAIN_FLAG_ISOLATED_MSI, else arch_is_isolated_msi() (kernel/irq/msi.c).
+# - iommufd: the same test in iommufd_device_bind(), its own allow_unsafe_interrupts
+#   (drivers/iommu/iommufd/device.c).
 ATTACH_CASES = [("v2m", False), ("its", False), ("v2m", True), ("its", True)]
 
 
