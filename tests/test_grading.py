@@ -161,6 +161,24 @@ def test_a_check_cell_runs_only_the_observers_its_checks_read():
         seen["other"]
 
 
+def test_the_scoreboard_leaves_the_judging_to_the_grader_in_a_graded_kernel(monkeypatch, capsys):
+    """Outside the grader it observes every observer; in a kernel the grader runs (kernel_env
+    says so) it observes nothing: the grader observes that same state right after it."""
+    from vfiolab.grading import learner
+    from vfiolab.grading.sandbox import GRADED_KERNEL, kernel_env
+    shown, calls = [], []
+    monkeypatch.setattr(learner, "_display", shown.append)
+    monkeypatch.setattr(learner, "observe_all", lambda observers, ns: calls.append(ns) or {})
+    monkeypatch.delenv(GRADED_KERNEL, raising=False)
+    learner.scoreboard(SAMPLE)
+    assert len(calls) == 1 and len(shown) == 1
+    assert kernel_env("/scratch", {})[GRADED_KERNEL] == "1"
+    monkeypatch.setenv(GRADED_KERNEL, "1")
+    learner.scoreboard(SAMPLE)
+    assert len(calls) == 1 and len(shown) == 1
+    assert "the grader judges this notebook after its last cell" in capsys.readouterr().out
+
+
 def test_a_kernel_that_dies_before_answering_is_started_again(monkeypatch):
     """No learner code ran, so it is the grader's failure (a TCP port taken between choosing and
     binding it, seen 1 in 100 on a loaded machine): the runner tries again, and says so."""

@@ -80,6 +80,16 @@ def test_a_factory_kernel_is_preloaded_sandboxed_interruptible_and_dies_with_its
                             f"print(os.path.exists({str(work / 'secret.txt')!r}), os.getuid())")
     assert content["status"] == "ok", content
     assert "'vfiolab.hw.pl330'" in text      # imported by the factory, not by this kernel
+
+    # What every lab's kernel imported for itself before: the sim board, the widgets' library
+    # (whose comm targets must still be registered: it was imported before the kernel existed);
+    # and the kernel knows it is graded (the scoreboard then leaves the judging to the grader).
+    content, more = run(kc, "import sys, os, comm\n"
+                            "print('vfiolab.board.sim' in sys.modules, 'ipywidgets' in sys.modules)\n"
+                            "print(sorted(comm.get_comm_manager().targets))\n"
+                            "print(os.environ.get('VFIOLAB_GRADED_KERNEL'))")
+    assert content["status"] == "ok", content
+    assert more.splitlines() == ["True True", "['jupyter.widget', 'jupyter.widget.control']", "1"]
     if report["isolation"] == "none":
         pytest.skip("no Linux namespaces on this machine: the grader warns the instructor instead")
     assert "False " in text                    # the grader's work folder is out of sight
