@@ -233,6 +233,9 @@ def memory(pieces):
 
 
 # (GITS_BASER, index, memory, the entry's address or None, what the case is): hidden, all of them.
+# Level-1 entries: QEMU 7.2's table_entry_addr takes the level-2 page's address as bits [50:0] of
+# the entry (l2 & ((1ULL << 51) - 1)), the rule given here bits [51:12]; the addresses below stay
+# under 2**32, where both readings agree.
 L1 = {0x44000000: _le(V | 0x45000000) + _le(0) + _le(V | 0x46000000)}
 TABLE_CASES = [
     (baser(0x41000000, page=0x1000, kind=4), 5, {}, 0x41000028, "flat, 4K pages (a collection table)"),
