@@ -5,16 +5,22 @@ ioctl the board's state no longer allows (ENODEV from an unbind, EBUSY, ...). On
 answer comes from deep inside vfiolab/board/sim/, and IPython would show every frame of it. The
 error is the kernel's and stays an error (the cell fails, a grader sees it); only its display
 changes: the errno and the path, the line of the cell that made the call, and how to start over.
+A board this machine cannot run (BoardUnavailable: a tool not installed, packages that cannot be
+fetched) shows the same way, with what is missing and where to get it instead of starting over.
 """
 import os
 import traceback
+
+from .board import BoardUnavailable
 
 BOARD_CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "board") + os.sep
 PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 START_OVER = ("The board is not in the state this cell expects (a cell run twice or out of order?): "
               "Run > Restart Kernel and Run up to Selected Cell starts over")
 BAD_ARGUMENT = "The board refused this call's arguments: check their types and values against its docstring"
-SHOWN = (OSError, TypeError, ValueError, LookupError)
+UNAVAILABLE = ("`vfiolab doctor {kind}` checks everything this board needs here; on Debian or Ubuntu "
+               "`./bootstrap test` installs it all")
+SHOWN = (OSError, TypeError, ValueError, LookupError, BoardUnavailable)
 
 
 def install(shell=None):
@@ -36,7 +42,10 @@ def one_line(value, tb):
         return None          # raised elsewhere (the learner's own code, a library): the usual traceback
     caller = next((f for f in reversed(frames) if not f.filename.startswith(PACKAGE)), None)
     where = f" (in `{caller.line.strip()}`)" if caller is not None and caller.line else ""
-    hint = START_OVER if isinstance(value, OSError) else BAD_ARGUMENT
+    if isinstance(value, BoardUnavailable):
+        hint = UNAVAILABLE.format(kind=value.kind)
+    else:
+        hint = START_OVER if isinstance(value, OSError) else BAD_ARGUMENT
     return f"{type(value).__name__}: {value}{where}. {hint}"
 
 

@@ -24,6 +24,19 @@ KINDS = {"sim": "vfiolab.board.sim:SimBoard",
          "host": "vfiolab.board.host:HostBoard"}
 
 
+class BoardUnavailable(RuntimeError):
+    """A board, or a part of one that was asked for, cannot run on this machine: something it
+    needs is not installed or cannot be fetched. The message says what and how to get it; kind
+    is the board's (`vfiolab doctor KIND` checks all it needs)."""
+
+    def __init__(self, message, kind):
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self):
+        return type(self), (str(self), self.kind)
+
+
 def open_board(kind="sim", **options):
     """Open a board of `kind` ("sim", "qemu" or "host"); boards are context managers."""
     if kind not in KINDS:

@@ -188,8 +188,11 @@ class QemuBoard:
         self._sock = None
         self._reader = None
         self._death = os.eventfd(0, os.EFD_CLOEXEC)  # signalled when the agent's connection ends
-        image = guest_image.ensure_image()
         self.vfio_platform = bool(vfio_platform)
+        if self.vfio_platform:           # what this machine lacks, before any download or boot
+            from . import vfio_platform_build
+            vfio_platform_build.require_tools()
+        image = guest_image.ensure_image()
         if self.vfio_platform:
             self._add_vfio_platform()
         started = time.monotonic()

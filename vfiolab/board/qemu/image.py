@@ -17,6 +17,7 @@ import sys
 import tarfile
 
 from ...paths import cache_dir
+from .. import BoardUnavailable
 from . import cpio, kmod
 
 SUITE = "bookworm"
@@ -91,6 +92,7 @@ class Apt:
 
     def __init__(self, root):
         self.root = root
+        self.update_said = []
         for d in ("lists/partial", "cache/archives/partial", "debs"):
             os.makedirs(os.path.join(root, d), exist_ok=True)
         signed = f" signed-by={DEBIAN_KEYRING}" if os.path.exists(DEBIAN_KEYRING) else ""
@@ -107,8 +109,9 @@ class Apt:
     def run(self, tool, *args, cwd=None, show=True):
         """Run apt-get/apt-cache; forward its lines (progress) to stderr; return its output."""
         if not shutil.which(tool):
-            raise RuntimeError(f"{tool} is missing: the qemu board's image is built from Debian "
-                               "packages with apt (use a Debian or Ubuntu machine)")
+            raise BoardUnavailable(f"{tool} is missing: the qemu board's image is built from Debian "
+                                   "packages with apt (use a Debian or Ubuntu machine, or set "
+                                   "VFIOLAB_CACHE to a cache built on one)", "qemu")
         proc = subprocess.Popen([tool, *self.options, *args], cwd=cwd, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         lines = []
@@ -116,11 +119,24 @@ class Apt:
             lines.append(line)
             if show and line.startswith(("Get:", "Fetched", "E:", "W:", "Err:")):
                 say("  " + line.rstrip())
+        # apt's own reasons: its E:/W:/Err: lines and the indented line under each
+        said = [l.strip() for l in lines if l.startswith(("E:", "W:", "Err:", " "))]
+        if args[:1] == ("update",):
+            # apt-get update exits 0 when the archive cannot be reached: what it said explains
+            # why a later apt-cache or download finds nothing
+            self.update_said = said
         if proc.wait():
-            hint = ""
-            if any("NO_PUBKEY" in l or "not signed" in l for l in lines):
-                hint = " (install Debian's archive keys: sudo apt install debian-archive-keyring)"
-            raise RuntimeError(f"{tool} {' '.join(args)} failed{hint}:\n" + "".join(lines[-15:]))
+            if any("NO_PUBKEY" in l or "not signed" in l for l in lines + self.update_said):
+                why = "install Debian's archive keys: sudo apt install debian-archive-keyring"
+            else:
+                why = ("Debian's archive (deb.debian.org) could not be reached or lacks a package: "
+                       "the qemu board needs the network the first time, then works from its "
+                       f"cache in {cache_dir('qemu')}")
+            said = " | ".join((said or [l.strip() for l in lines[-1:]])[-4:])
+            if args[:1] != ("update",) and self.update_said:
+                said += "; apt-get update before it: " + " | ".join(self.update_said[-4:])
+            raise BoardUnavailable(f"{tool} {' '.join(args)} failed ({why}); apt said: {said}",
+                                   "qemu")
         return "".join(lines)
 
     def kernel_package(self):

@@ -14,6 +14,7 @@ import subprocess
 import tempfile
 import time
 
+from .. import BoardUnavailable
 from . import accel as accelerators
 from . import image as guest_image
 
@@ -50,9 +51,8 @@ class Machine:
             raise ValueError(f"gic must be one of {', '.join(GICS)}, not {gic!r}")
         self.qemu = shutil.which("qemu-system-aarch64")
         if not self.qemu:
-            raise FileNotFoundError(
-                "qemu-system-aarch64 is not installed: sudo apt install qemu-system-arm "
-                "(see `vfiolab doctor qemu`)")
+            raise BoardUnavailable("qemu-system-aarch64 is not installed: sudo apt install "
+                                   "qemu-system-arm", "qemu")
         self.gic, self.unsafe = gic, allow_unsafe_interrupts
         self.memory = memory_mib << 20
         self.cpus = cpus

@@ -23,6 +23,7 @@ import subprocess
 import tarfile
 
 from ...paths import cache_dir
+from .. import BoardUnavailable
 from . import image as guest_image
 from . import kmod
 
@@ -67,11 +68,34 @@ def _host_arch():
                           check=True).stdout.strip()
 
 
-def _require_tools():
-    missing = [t for t in (CROSS + "gcc", "make", "dpkg-deb") if not shutil.which(t)]
+# The tools a vfio_platform=True board needs on this machine, with the Debian packages that have
+# them: dtc at every boot (xgmac_dtb.py), the build's until the modules are built and cached.
+DTC = {"dtc": "device-tree-compiler"}
+BUILD_TOOLS = {CROSS + "gcc": "gcc-aarch64-linux-gnu", "make": "make", "dpkg-deb": "dpkg"}
+
+
+def _require(tools):
+    missing = {tool: package for tool, package in tools.items() if not shutil.which(tool)}
     if missing:
-        raise RuntimeError(f"building vfio-platform for the guest needs {', '.join(missing)}: "
-                           "sudo apt install gcc-aarch64-linux-gnu make dpkg (see ./bootstrap test)")
+        raise BoardUnavailable(
+            f"vfio-platform on the qemu board (vfio_platform=True) needs {', '.join(missing)}, "
+            f"not installed here: sudo apt install {' '.join(missing.values())}", "qemu")
+
+
+def modules_ready():
+    """Whether the modules for the current guest image's kernel are built (no image: no)."""
+    image = guest_image.Image(cache_dir("qemu", "image"))
+    if not image.ready():
+        return False
+    with open(os.path.join(image.directory, "kernel-version")) as f:
+        kver = f.read().strip()
+    return ModuleBuild(cache_dir("qemu", f"vfio-platform-{kver}"), kver).ready()
+
+
+def require_tools():
+    """BoardUnavailable, naming each missing tool and its package, when this machine cannot boot a
+    vfio_platform=True board: checked before anything is downloaded or started."""
+    _require(DTC if modules_ready() else {**DTC, **BUILD_TOOLS})
 
 
 def package_version(apt, package):
@@ -92,7 +116,7 @@ def _make(headers, src, extra=()):
 
 def build(kver, out_dir, work):
     """Download, unpack and build into out_dir; work is scratch space (removed afterwards)."""
-    _require_tools()
+    _require(BUILD_TOOLS)
     base = cache_dir("qemu")
     apt = guest_image.Apt(os.path.join(base, "apt"))
     say("fetching Debian's package lists (arm64 and this machine's)")

@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 
+from .. import BoardUnavailable
+
 XGMAC_NODE = """
 	ethernet@a000000 {
 		compatible = "calxeda,hb-xgmac";
@@ -28,8 +30,8 @@ def dtb_with_xgmac(command, rundir, pass_fds=()):
     of the new DTB (in rundir)."""
     dtc = shutil.which("dtc")
     if not dtc:
-        raise FileNotFoundError("dtc is not installed: sudo apt install device-tree-compiler "
-                                "(the qemu board's xgmac node is added with it)")
+        raise BoardUnavailable("dtc is not installed: sudo apt install device-tree-compiler "
+                               "(the qemu board's xgmac node is added with it)", "qemu")
     dumped = os.path.join(rundir, "virt.dtb")
     run = subprocess.run([*command, "-machine", f"dumpdtb={dumped}"], capture_output=True,
                          text=True, pass_fds=pass_fds, timeout=60)
