@@ -3,8 +3,11 @@
 packages on the first boot, when the network is down) gets one line from the cell: what is missing,
 how to install it, `vfiolab doctor qemu` and `./bootstrap test`; not a traceback, and nothing is
 downloaded or booted first. Each case is made by a PATH without the tool (or with apt answering as
-it does offline) and runs the lab's own cells with VFIOLAB_BOARD=qemu."""
+it does offline) and runs the lab's own cells with VFIOLAB_BOARD=qemu; a vfiolab command that
+boots the board says the same on stderr."""
 import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -117,3 +120,15 @@ def test_a_qemu_section_without_qemu(tmp_path, monkeypatch, lab, cell_id):
     error = run_qemu_cell(lab, cell_id, tmp_path)
     assert_one_line_saying(error, "qemu-system-aarch64 is not installed",
                            "sudo apt install qemu-system-arm")
+
+
+def test_vfiolab_console_boot_without_qemu_says_so_in_one_line(tmp_path):
+    """The same error out of a vfiolab command: one line on stderr, exit status 1."""
+    run = subprocess.run([sys.executable, "-m", "vfiolab", "console", "--boot"], capture_output=True,
+                         text=True, timeout=60,
+                         env=dict(os.environ, PATH=path_without(tmp_path, "qemu-system-aarch64")))
+    assert (run.returncode, run.stdout) == (1, ""), run
+    assert run.stderr.splitlines() == [
+        "vfiolab console: qemu-system-aarch64 is not installed: sudo apt install qemu-system-arm. "
+        "`vfiolab doctor qemu` checks everything this board needs here; on Debian or Ubuntu "
+        "`./bootstrap test` installs it all"]

@@ -30,8 +30,13 @@ def main(argv=None):
     if extra and not getattr(args, "accepts_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    from .board import BoardUnavailable
     try:
         return args.run(args) or 0
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BoardUnavailable as e:       # a tool not installed here: say which, not a traceback
+        from .lab_errors import UNAVAILABLE
+        print(f"vfiolab {args.command}: {e}. {UNAVAILABLE.format(kind=e.kind)}", file=sys.stderr)
+        return 1
