@@ -158,7 +158,7 @@ def grade(root, labs, jobs, log, stop_after=None, sig=signal.SIGINT):
         grader = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr,
                                   start_new_session=True)
     sampler, at_stop = TreeSampler(grader.pid), None
-    shown = 0
+    shown = _show_progress(log, 0, echo=False)  # the lines of an earlier run are not shown again
     while grader.poll() is None:
         time.sleep(0.5)
         shown = _show_progress(log, shown)
@@ -170,12 +170,12 @@ def grade(root, labs, jobs, log, stop_after=None, sig=signal.SIGINT):
     return time.perf_counter() - start, sampler, grader.returncode, at_stop
 
 
-def _show_progress(log, shown, every=50, last=False):
+def _show_progress(log, shown, every=50, last=False, echo=True):
     """Echo the grader's progress line every `every` notebooks (its own count, time and ETA),
     and every other line it wrote (skipped, interrupted, warnings)."""
     with open(log, errors="replace") as f:
         lines = [line.rstrip() for line in f if line.strip()]
-    for line in lines[shown:]:
+    for line in lines[shown:] if echo else []:
         progress = line.startswith("[") and "/" in line
         if not progress or int(line[1:line.index("/")]) % every == 0 or (last and line is lines[-1]):
             print("  " + line, flush=True)
@@ -209,6 +209,10 @@ def run(args):
           f"notebooks recorded before; the grader's log: {log}", flush=True)
     runs = []
     sig = signal.SIGKILL if args.kill else signal.SIGINT
+    # Started in the background by a shell (nohup ... &), we and so the grader would ignore
+    # SIGINT, and the Ctrl-C below would do nothing: a handler of ours is reset by exec, an
+    # ignored signal is not (seen: the first measured class run went on past its stop).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     seconds, sampler, code, at_stop = grade(root, labs, args.jobs, log, args.interrupt_after, sig)
     runs.append((seconds, sampler, code))
     if at_stop is not None:
