@@ -46,6 +46,9 @@ WRONG = {
     "ex1-doorbell": ("DOORBELL_IOVA = 0x08080000 + 0x10040\n",
                      {"ex1-doorbell": "DOORBELL_IOVA is 0x8090040, edu was programmed with 0x8000040: "
                                       "that is the doorbell's physical address"}),
+    "ex1-pair": ("DOORBELL_IOVA = msi_message(its_board, EDU)\n",
+                 {"ex1-doorbell": "DOORBELL_IOVA is (0x8000040, 0x0): msi_message returns (address, "
+                                  "data); DOORBELL_IOVA is the address alone"}),
     "ex2": ("def v2m_spi(msi_typer, data):\n"
             "    first, count = msi_typer >> 16 & 0x3FF, msi_typer & 0x3FF\n"
             "    return data - first if first <= data < first + count else None\n",

@@ -81,6 +81,8 @@ def hole(seen):
 def doorbell(seen):
     """DOORBELL_IOVA is the address the kernel programmed into edu: the window's first page + 0x40."""
     d = seen["hole"]["doorbell"]
+    expect(not isinstance(d, (list, tuple)), f"DOORBELL_IOVA is {_hexes(d)}: msi_message returns "
+           "(address, data); DOORBELL_IOVA is the address alone, its [0]")
     expect(isinstance(d, int), "set DOORBELL_IOVA to the address msi_message(board, EDU) gave (an int)")
     want = MSI_WINDOW[0] + DOORBELL_OFFSET
     expect(d == want, f"DOORBELL_IOVA is {d:#x}, edu was programmed with {want:#x}: "
