@@ -101,7 +101,7 @@ def test_every_lab_notebook_is_found():
 def test_every_widget_kind_is_photographed():
     """The widgets the labs use so far are found by their CSS class."""
     assert {"busgraph", "inspector", "pl330", "iommu", "memory", "xgmac",
-            "irq-timeline"} <= set(VIEW_KINDS), VIEW_KINDS
+            "irq-timeline", "its", "v2m", "interrupts"} <= set(VIEW_KINDS), VIEW_KINDS
 
 
 @pytest.mark.parametrize("lab_notebook", LAB_NOTEBOOKS,
@@ -133,7 +133,7 @@ def learn_in_the_browser(lab, lab_notebook, nb, where):
     assert not problems, f"{lab} after Run All {where}:\n" + "\n".join(problems)
 
     views = {kind: nb.views(f"vfiolab-{kind}") for kind in VIEW_KINDS}
-    for kind in ("inspector", "pl330", "busgraph", "xgmac", "irq-timeline"):
+    for kind in ("inspector", "pl330", "busgraph", "xgmac", "irq-timeline", "its", "v2m", "interrupts"):
         views.setdefault(kind, [])      # (test_every_widget_kind_is_photographed keeps them found)
     for kind, found in views.items():
         for n, view in enumerate(found):
@@ -154,6 +154,14 @@ def learn_in_the_browser(lab, lab_notebook, nb, where):
     if views["xgmac"]:
         for view, frames in learner.refresh_xgmac(nb, views["xgmac"]):
             nb.shot(f"xgmac-{views['xgmac'].index(view)}-refreshed-{frames}-frames", view)
+    if views["its"] or views["v2m"] or views["interrupts"]:       # lab 04's: Refresh each kind
+        for kind, view in learner.refresh_msi_views(nb, views):
+            nb.shot(f"{kind}-{views[kind].index(view)}-refreshed", view)
+    for n, view in enumerate(views["its"]):                      # and follow a foreign DeviceID
+        landing = learner.landing_for(nb, view, 0)
+        assert "dropped: no device table entry for DeviceID 0" in landing, \
+            f"{lab}: the ITS view's landing for DeviceID 0 says {landing!r} {where}"
+        nb.shot(f"its-{n}-deviceid-0-dropped", view)
     timelines = views["irq-timeline"]
     with_buttons = [v for v in timelines
                     if learner.button(v, "Raise").count() and learner.button(v, "KVM_RUN").count()]

@@ -176,7 +176,7 @@ def test_v2m_and_interrupt_views_after_forged_writes(v2m_board):
         "MSI_TYPER 0x00500040: SPIs 80..143", f"SPI 80: {EDU} (MSI vector 0)",
         "SPI 106: the SMMUv3 (host driver) (wired line)", "SPI 109: the SMMUv3 (host driver) (wired line)"]
     assert "No write has reached MSI_SETSPI_NS yet." in frame.html.value
-    assert "first reading" in irqs.html.value and "vfiolab-moved" not in irqs.html.value
+    assert "nothing moved since the board booted" in irqs.html.value and "vfiolab-moved" not in irqs.html.value
 
     edu.forge(doorbell, 106)                       # the SMMU's event-queue SPI
     assert "No write has reached" in frame.html.value          # nothing redraws by itself
@@ -202,6 +202,16 @@ def test_v2m_and_interrupt_views_after_forged_writes(v2m_board):
     assert irqs.moved() == {} and "nothing moved since the previous reading" in irqs.html.value
     assert frame.text().splitlines()[-1] == f"write 200 by {EDU} -> ignored"
     assert "ignored: INTID 200 is outside SPIs 80..143" in frame.html.value
+
+
+def test_an_interrupt_view_made_after_the_forgery_shows_it_since_boot(v2m_board):
+    edu = Edu(v2m_board)
+    edu.forge(msi_capability(v2m_board, EDU)[1], 106)
+    irqs = InterruptView(v2m_board, live=False)
+    assert irqs.moved() == {SMMU_EVTQ: 1} and "moved since the board booted" in irqs.html.value
+    assert irqs.html.value.count("vfiolab-moved") == 1 and ">since boot<" in irqs.html.value
+    irqs.refresh()
+    assert irqs.moved() == {} and ">since last<" in irqs.html.value
 
 
 def test_a_live_interrupt_view_keeps_the_last_movement_until_the_next(v2m_board):
@@ -234,6 +244,11 @@ def test_parse_proc_interrupts_of_a_real_two_cpu_kernel():
     assert owner_of("vfio-msi[0](0000:00:01.0)") == "0000:00:01.0"
     assert owner_of("vfio-irq[37](fff50000.ethernet)") == "fff50000.ethernet"
     assert owner_of(SMMU_EVTQ) == "the SMMUv3 (host driver)" and owner_of("arch_timer") == "arch_timer"
+
+
+def test_a_misspelt_device_is_a_clear_lookup_error(its_board):
+    with pytest.raises(LookupError, match=r"no PCI device '0000:00:01\.1' .*0000:00:01\.0 \(DeviceID 8\)"):
+        ItsView(its_board, device="0000:00:01.1", live=False)
 
 
 def test_views_of_a_board_without_that_controller_say_so(its_board, v2m_board):

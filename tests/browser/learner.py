@@ -212,6 +212,102 @@ def refresh_xgmac(notebook, views):
     return refreshed
 
 
+# Run in the learner's kernel: change what lab 04's live views show (the ITS, the GICv2m frame,
+# /proc/interrupts) while keeping them from redrawing, so that only their Refresh buttons can: the
+# sim kernel sends one more INV + SYNC to the ITS, and edu forges the SMMU's SPI again with the
+# lab's own forge() (typed in from the lab's solutions) on the GICv2m board. Each line printed is
+# what the kernel reads now, for the views to be compared with after Refresh.
+MSI_CELL = """\
+# browser test: change what lab 04's views show without redrawing them: only Refresh may
+import vfiolab as vfiolab_
+from vfiolab.hw.gic import its_command as its_command_
+from vfiolab.widgets.interrupts import InterruptView as InterruptView_
+from vfiolab.widgets.its_view import ItsView as ItsView_, device_table as device_table_, registers as its_registers_
+from vfiolab.widgets.live import _watching as live_views_
+from vfiolab.widgets.v2m_view import V2mView as V2mView_
+views_ = [v for v in list(live_views_) if isinstance(v, (ItsView_, V2mView_, InterruptView_))
+          and not any(v.board is b for b in vfiolab_._retired_lab_boards)]
+for v_ in views_:
+    v_.stop()                          # the end of this cell redraws nothing
+for v_ in views_:
+    if isinstance(v_, ItsView_) and v_.its is not None and device_table_(v_.its):
+        dev_ = device_table_(v_.its)[0][0]
+        v_.board.interrupts.msi_chip.send(its_command_("INV", device_id=dev_, event_id=0),
+                                          its_command_("SYNC", rdbase=0))
+        r_ = its_registers_(v_.its)
+        print(f"ITS-CHANGED {r_['GITS_CREADR']:#x} {r_['GITS_CWRITER']:#x} {v_.title}")
+forger_ = globals().get("v2m_edu")
+if callable(globals().get("forge")) and forger_ is not None:
+    irqs_ = [v for v in views_ if isinstance(v, InterruptView_) and v.board is forger_.board]
+    smmu_ = next(r for r in irqs_[0].read() if r["handler"] == "arm-smmu-v3-evtq")
+    forge(forger_, v2m_address, smmu_["hwirq"])
+    for v_ in views_:
+        if v_.board is forger_.board and isinstance(v_, V2mView_):
+            print(f"V2M-CHANGED {len(v_.state()['writes'])} {smmu_['hwirq']} {v_.title}")
+        if v_.board is forger_.board and isinstance(v_, InterruptView_):
+            now_ = next(r for r in v_.read() if r["handler"] == "arm-smmu-v3-evtq")
+            print(f"IRQS-CHANGED arm-smmu-v3-evtq {sum(now_['counts'])} {v_.title}")"""
+
+
+def refresh_msi_views(notebook, views):
+    """Run MSI_CELL, then click Refresh on each lab 04 view it changed: the drawing must stay as it
+    was until the click and show, after it, what the kernel reads: the ITS's CREADR and CWRITER,
+    the frame's new last write (the SMMU's SPI, by edu), and the SMMU's line highlighted with +1.
+    Returns [(name, view)] of the views refreshed."""
+    kinds = {"ITS": "its", "V2M": "v2m", "IRQS": "interrupts"}
+    before = {kind: [html_of(v) for v in views[kind]] for kind in kinds.values()}
+    index = notebook.append_cell(MSI_CELL)
+    text = notebook.output_text(index)
+    changed = re.findall(r"(ITS|V2M|IRQS)-CHANGED (\S+) (\S+) (.+)", text)
+    assert {c[0] for c in changed} == set(kinds), \
+        f"{notebook.label(index)} (added by the test) did not change an ITS, v2m and interrupt view: {text!r}"
+    refreshed = []
+    for what, first, second, title in changed:
+        kind, title = kinds[what], title.strip()
+        at = [i for i, v in enumerate(views[kind]) if view_title(v) == title]
+        assert at, f"no {kind} view in the page is titled {title!r}"
+        view = views[kind][at[0]]
+        assert html_of(view) == before[kind][at[0]], \
+            f"the {kind} view {title!r} redrew before Refresh was clicked (the test stopped its redraws)"
+        button(view, "Refresh").click()
+        wait_until(notebook.page, lambda: html_of(view) != before[kind][at[0]],
+                   f"the {kind} view {title!r} did not redraw after Refresh", timeout=20)
+        shown = panel_text(view)
+        if what == "ITS":
+            drawn = {row[0]: row[1] for row in table_rows(view)}
+            assert (drawn.get("GITS_CREADR"), drawn.get("GITS_CWRITER")) == (first, second), \
+                f"the ITS view after Refresh shows CREADR/CWRITER {drawn}, the kernel reads {first}/{second}"
+            assert f"CREADR {first}, CWRITER {second}" in shown, shown
+        elif what == "V2M":
+            rows = table_rows(view, 1)
+            assert len(rows) == min(int(first), 8) and rows[-1][0] == f"{second} ({int(second):#x})", \
+                f"the v2m view after Refresh lists the writes {rows}, not {first} ending with {second}"
+            assert "the SMMUv3 (host driver)'s" in rows[-1][1], rows[-1]
+        else:
+            moved = view.evaluate("v => Array.from(v.querySelectorAll('tr.vfiolab-moved'))"
+                                  ".map(r => Array.from(r.cells).map(c => c.textContent))")
+            assert len(moved) == 1 and moved[0][4] == first and moved[0][6] == second and moved[0][7] == "+1", \
+                f"the interrupt view after Refresh highlights {moved}: not {first} at count {second}, +1"
+        refreshed.append((kind, view))
+    return refreshed
+
+
+def landing_for(notebook, view, device_id):
+    """Type a DeviceID into the ITS view's "where a write lands": the path must follow. Returns
+    what the view says from there on."""
+    said = re.compile(rf"DeviceID {device_id}( \([^)]*\))? writes")     # (the PCI device, if any)
+    box = view.locator(".widget-inline-hbox", has_text="DeviceID").locator("input").first
+    box.fill(str(device_id))
+    box.press("Tab")                   # the text box sends its value when it loses the focus
+    try:
+        wait_until(notebook.page, lambda: said.search(view.text_content()),
+                   f"the ITS view's landing did not follow DeviceID {device_id}", timeout=20)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; it says {view.text_content()[-300:]!r}") from None
+    text = view.text_content()
+    return text[said.search(text).start():]
+
+
 def table_rows(view, table=0):
     """The rows of a view's table number `table`, each as its cells' text (header row left out)."""
     return view.evaluate("""(v, n) => Array.from(

@@ -2,7 +2,8 @@
 
 What to look at: one row per interrupt with a handler: its Linux IRQ number, the chip and hardware
 IRQ number (an SPI's INTID on the GIC), the handler and the device it belongs to, its count, and
-how much the count moved since the previous reading. Rows whose count moved are highlighted: after
+how much the count moved since the previous reading (the first reading: since the board booted).
+Rows whose count moved are highlighted: after
 a forged MSI on a GICv2m, the SMMU's line moves while the forging device's own does not.
 
 A thin view: it reads /proc/interrupts as any program on the board can (the sim prints it as Linux
@@ -93,10 +94,13 @@ class InterruptView(LiveView):
         first = not self.readings
         for r in rows:
             r["count"] = counts[r["irq"]]
-            before = self.previous.get(r["irq"], (None, None))
-            same_line = before[1] == r["handler"]        # an IRQ number freed and reused is new
-            r["delta"] = None if first or not same_line else r["count"] - before[0]
-            r["new"] = not first and not same_line
+            # The first reading compares with the board's boot (every count starts at 0 when its
+            # line is set up); later ones with the reading before. An IRQ number freed and reused
+            # by another handler is a new line.
+            before = (0, r["handler"]) if first else self.previous.get(r["irq"], (None, None))
+            same_line = before[1] == r["handler"]
+            r["delta"] = r["count"] - before[0] if same_line else None
+            r["new"] = not same_line
             r["owner"] = owner_of(r["handler"])
         self.previous = {r["irq"]: (r["count"], r["handler"]) for r in rows}
         self.rows, self.readings = rows, self.readings + 1
@@ -119,7 +123,8 @@ class InterruptView(LiveView):
                 html.escape(r["handler"]), html.escape(r["owner"]), str(r["count"]), delta]
 
     def html_text(self):
-        head = ["IRQ", "chip", "hwirq", "type", "handler", "device", "count", "since last"]
+        head = ["IRQ", "chip", "hwirq", "type", "handler", "device", "count",
+                "since boot" if self.readings <= 1 else "since last"]
         if not self.rows:
             body = "<div><i>No interrupt has a handler yet.</i></div>"
         else:
@@ -132,12 +137,10 @@ class InterruptView(LiveView):
                            + "</tr>")
             body = f"<table style='border-collapse:collapse;{MONO}'><tr>{th}</tr>{''.join(trs)}</table>"
         moved = [f"{html.escape(r['owner'])} +{r['delta']}" for r in self.rows if r["delta"]]
+        since = "since the board booted" if self.readings <= 1 else "since the previous reading"
+        note = (f"moved {since}: " + ", ".join(moved)) if moved else f"nothing moved {since}"
         if self.readings <= 1:
-            note = "first reading: Refresh (or run a cell) to see what moves"
-        elif moved:
-            note = "moved since the previous reading: " + ", ".join(moved)
-        else:
-            note = "nothing moved since the previous reading"
+            note += " (Refresh, or run a cell, to see what moves next)"
         return (f"<div style='{BOX}'><b>{html.escape(self.title)}</b> &middot; reading "
                 f"{self.readings} &middot; {note}{body}</div>")
 

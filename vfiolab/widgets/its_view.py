@@ -287,6 +287,9 @@ class ItsView(LiveView):
         self.its = its_of(board)
         self.names = device_ids(board) if self.its is not None else {}
         chosen = next((dev for dev, name in self.names.items() if name == device), None)
+        if self.its is not None and device is not None and chosen is None:
+            known = ", ".join(f"{name} (DeviceID {dev})" for dev, name in sorted(self.names.items()))
+            raise LookupError(f"no PCI device {device!r} with an ITS DeviceID on this board: it has {known}")
         self.html = w.HTML()
         self.itt_html, self.landing_html = w.HTML(), w.HTML()
         self.refresh_button = w.Button(description="Refresh", icon="refresh",
@@ -336,7 +339,8 @@ class ItsView(LiveView):
                 f"background:{colour[state]};color:{'#fff' if state == 'run' else '#24292f'};"
                 f"font-size:11px;height:18px;line-height:18px;border-radius:2px'>{label or '&nbsp;'}</span>"
                 f"<span style='display:block;font-size:10px;color:#57606a'>0x{at:x}</span>"
-                + "".join(f"<span style='display:block;font-size:10px;font-weight:bold;color:{RED}'>"
+                + "".join(f"<span style='display:block;font-size:10px;font-weight:bold;color:{RED};"
+                          "white-space:nowrap'>"
                           f"&#9650; {m}</span>" for m in marks) + "</span>")
         rest = len(slots) - len(shown)
         key = "".join(f"<span style='margin-right:12px'><span style='display:inline-block;width:10px;"
