@@ -252,6 +252,8 @@ def test_a_misspelt_device_is_a_clear_lookup_error(its_board):
 
 
 def test_views_of_a_board_without_that_controller_say_so(its_board, v2m_board):
-    assert "has no GICv2m frame" in V2mView(its_board, live=False).html.value
+    assert "No GICv2m frame to show: this board's MSI controller is not a GICv2m frame" in \
+        V2mView(its_board, live=False).html.value
     view = ItsView(v2m_board, live=False)
-    assert "has no ITS" in view.html.value and view.text() == "no ITS"
+    assert "No ITS to show: this board's GIC has no ITS" in view.html.value and view.text() == "no ITS"
+    assert view.landing_html.value == "" and view.itt_device.options == ()

@@ -102,9 +102,9 @@ class IommuView:
         if not regions:
             return ""
         parts = [f"0x{start:x} - 0x{end:x} {html.escape(kind)}" + (
-                 " (the MSI window: the kernel maps doorbells here; MAP_DMA here is EINVAL)"
+                 ": the MSI window (doorbells go here; MAP_DMA here is EINVAL)"
                  if kind == "msi" else "") for start, end, kind in regions]
-        return f"<div style='{MONO}'>Reserved IOVA (the group's reserved_regions): {'; '.join(parts)}</div>"
+        return f"<div style='{MONO}'>Reserved IOVA (reserved_regions): {'; '.join(parts)}</div>"
 
     def _fault_rows(self):
         faults = faults_of(self.board)

@@ -373,8 +373,10 @@ class ItsView(LiveView):
 
     def html_text(self):
         if self.its is None:
-            return (f"<div style='{BOX}'><b>{html.escape(self.title)}</b><div>This board has no ITS "
-                    "the view can read (only the sim's ITS board, gic=\"its\", exposes it).</div></div>")
+            why = ("this board's GIC has no ITS (a GICv2m board?)" if hasattr(self.board, "interrupts")
+                   else "this board's kernel does not let user space read its ITS's registers and tables "
+                        "(the sim's board with gic=\"its\" does)")
+            return f"<div style='{BOX}'><b>{html.escape(self.title)}</b><div>No ITS to show: {why}.</div></div>"
         regs = registers(self.its)
         reg_rows = [(name, f"0x{value:x}", describe_register(name, value)) for name, value in regs.items()]
         tables, _ = self._tables_html()

@@ -159,8 +159,10 @@ class V2mView(LiveView):
     def html_text(self):
         s = self.state()
         if s is None:
-            return (f"<div style='{BOX}'><b>{html.escape(self.title)}</b><div>This board has no GICv2m "
-                    "frame the view can read (the sim's board with gic=\"v2m\" has one).</div></div>")
+            why = ("this board's MSI controller is not a GICv2m frame (an ITS board?)"
+                   if hasattr(self.board, "interrupts") else "this board's kernel does not let user "
+                   "space read the frame's registers (the sim's board with gic=\"v2m\" does)")
+            return f"<div style='{BOX}'><b>{html.escape(self.title)}</b><div>No GICv2m frame to show: {why}.</div></div>"
         regs = [("MSI_TYPER", f"0x{s['typer']:08x}", f"first SPI {s['first']} ([25:16]), {s['count']} SPIs "
                  f"([9:0]): SPIs {s['first']}..{s['first'] + s['count'] - 1}"),
                 ("MSI_SETSPI_NS", f"0x{s['base'] + MSI_SETSPI_NS:x}", "the doorbell: write an INTID here "
