@@ -257,3 +257,22 @@ def test_views_of_a_board_without_that_controller_say_so(its_board, v2m_board):
     view = ItsView(v2m_board, live=False)
     assert "No ITS to show: this board's GIC has no ITS" in view.html.value and view.text() == "no ITS"
     assert view.landing_html.value == "" and view.itt_device.options == ()
+
+
+def test_commands_the_its_has_not_run_are_shown_queued(its_board):
+    """With the ITS disabled it runs nothing: a command the kernel queued stays between CREADR and
+    CWRITER, drawn as queued, and every write is dropped."""
+    from vfiolab.hw.gic import GITS_CTLR
+    chip, its = its_board.interrupts.msi_chip, its_board.interrupts.its
+    view = ItsView(its_board, live=False)
+    its.writel(GITS_CTLR, 0)
+    its.mem_write(chip.queue + chip.next_command,
+                  its_command("MAPD", device_id=5, size=1, itt=0x42700000, valid=1))
+    its.writeq(GITS_CWRITER, chip.next_command + 32)
+    view.refresh()
+    assert view.text().splitlines()[0] == "CREADR 0x80 CWRITER 0xa0"
+    assert "1 command(s) queued, not run yet" in view.html.value
+    assert "<td style" in view.html.value and ">queued<" in view.html.value
+    assert "MAPD DeviceID 5: ITT at 0x42700000, 4 EventIDs (size 1)" in view.text()
+    assert device_table(its) == []                      # the MAPD never ran
+    assert where_it_lands(its, 0, 0).dropped == "the ITS is disabled (GITS_CTLR.Enabled is 0)"
