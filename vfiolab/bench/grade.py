@@ -197,12 +197,16 @@ def bench_lab(lab, args):
                 seconds, times, graded = grade_slice_ours(lab, learners, args.jobs, work)
             records.update(graded)
             ours.add(seconds, times, load.samples, {l: public_points(r) for l, r in graded.items()})
+            line = (f"  {name} slice {k + 1}/{len(slices)}: vfiolab grade {seconds:.1f} s "
+                    f"(load {statistics.mean(load.samples):.1f})")
             if theirs:
                 for learner in learners:
                     course.submit(learner)
                 with LoadSampler() as load:
                     seconds, times = course.autograde(f"s{k:02d}*", learners)
                 theirs.add(seconds, times, load.samples, {})
+                line += f", nbgrader {seconds:.1f} s (load {statistics.mean(load.samples):.1f})"
+            print(line, flush=True)  # a run stopped part way still shows what it measured
         if theirs:
             scores = course.scores()
             theirs.points = {learner: score for learner, (score, _) in scores.items()}
