@@ -34,3 +34,16 @@ def test_headings_promise_what_the_checks_give(path):
     for exercise, (_, _, hidden) in given.items():
         # "more hidden" in the heading exactly when hidden checks exist
         assert (promised[exercise][2] > 0) == (hidden > 0), exercise
+
+
+@pytest.mark.parametrize("path", LABS, ids=os.path.basename)
+def test_scoreboard_lists_exercises_in_the_notebooks_order(path):
+    """The scoreboard and the feedback list exercises in the order checks.py defines them: that must
+    be the order the learner meets them in the notebook (lab 04 once listed ex4 after ex6)."""
+    lab = Lab(path)
+    checks, _ = lab.load(hidden=False)
+    defined = list(dict.fromkeys(c.exercise for c in checks))
+    nb = nbformat.read(os.path.join(lab.path, lab.notebook), as_version=4)
+    met = [m for cell in nb.cells if cell.cell_type == "code"
+           for m in re.findall(r"check_exercise\(\"(ex\d+)\"", cell.source)]
+    assert defined == list(dict.fromkeys(met)), f"checks.py defines {defined}, the notebook checks {met}"

@@ -189,6 +189,61 @@ def smmu_fires(seen):
            f"doorbell, {r['spi']}), one write of its SPI moves it by 1: {FORGE_RULE}")
 
 
+# --- exercise 4: the EPERM rule -------------------------------------------------------------
+# The rule as the kernel has it (section 5 of the notebook), checked against the source:
+# - 6.1 (the sim's and the qemu board's): vfio_iommu_type1_attach_group's msi_remap =
+#   irq_domain_check_msi_remap() || IOMMU_CAP_INTR_REMAP of each device of the group.
+# - 6.3 on: !allow_unsafe_interrupts && !iommu_group_has_isolated_msi(group) -> EPERM, the same
+#   "No interrupt remapping support" line (vfio/type1: Convert to iommu_group_has_isolated_msi(),
+#   of the isolated_msi branch merged in fc3873095a09, pulled for 6.3 in 143c7bc6496c);
+#   msi_device_has_isolated_msi() walks the device's MSI domain and its parents for
+#   IRQ_DOMAIN_FLAG_ISOLATED_MSI, else arch_is_isolated_msi() (kernel/irq/msi.c).
+# - iommufd: the same test in iommufd_device_bind(), its own allow_unsafe_interrupts
+#   (drivers/iommu/iommufd/device.c).
+ATTACH_CASES = [("v2m", False), ("its", False), ("v2m", True), ("its", True)]
+
+
+@observe("attach")
+def observe_attach(ns):
+    out = []
+    for gic, unsafe in ATTACH_CASES:
+        board = _fresh(gic, unsafe)
+        try:
+            got = _call(ns["attach"], board, ns["edu_name"](board))
+            log = board.dmesg()
+            log = log if isinstance(log, str) else "\n".join(log)
+            out.append({"case": (gic, unsafe), **got, "refused_line": "No interrupt remapping support" in log,
+                        "predicted": _call(ns["attach_allowed"], gic == "its", unsafe)})
+        except Exception as e:
+            out.append({"case": (gic, unsafe), "error": _why(e)})
+        finally:
+            board.close()
+    return out
+
+
+def attach_hint(r):
+    gic, unsafe = r["case"]
+    where = f"on {'the ITS' if gic == 'its' else 'GICv2m'} with allow_unsafe_interrupts={'Y' if unsafe else 'N'}"
+    if "error" in r:
+        return f"attach {where} failed: {r['error']} (return the errno, 0 when it attaches)"
+    want = 0 if gic == "its" or unsafe else errno.EPERM
+    if r["value"] != want:
+        name = lambda v: errno.errorcode.get(v, repr(v)) if v else repr(v)     # noqa: E731
+        return (f"attach {where} returned {name(r['value'])}, the kernel's answer is {name(want)}: "
+                "attach must open a container and the group, set the container, then "
+                "set_iommu(VFIO_TYPE1v2_IOMMU) (type1's attach is where the kernel refuses), and "
+                "return the errno of the call that failed (VfioError.errno), 0 if none did")
+    return None
+
+
+@check("ex4-eperm-on-v2m", points=2)
+def eperm_on_v2m(seen):
+    """attach returns EPERM on GICv2m without allow_unsafe_interrupts, and 0 on the ITS."""
+    for r in seen["attach"][:2]:
+        hint = attach_hint(r)
+        expect(hint is None, hint)
+
+
 # --- exercise 5: a hand translation through the ITS's tables -----------------------------------
 # Entry layouts are QEMU 7.2's (hw/intc/gicv3_internal.h: FIELD(DTE, VALID, 0, 1), (DTE, SIZE, 1, 5),
 # (DTE, ITTADDR, 6, 44); (CTE, VALID, 0, 1), (CTE, RDBASE, 1, 16); ITE_L VALID 0, INTTYPE 1, INTID
@@ -448,58 +503,3 @@ def its_own_and_other(seen):
     """its_predict says what the ITS does with edu's EventID 0 (its LPI) and EventID 1 (dropped)."""
     hint = its_rows_hint(seen["its_forge"][:2])
     expect(hint is None, hint)
-
-
-# --- exercise 4: the EPERM rule -------------------------------------------------------------
-# The rule as the kernel has it (section 5 of the notebook), checked against the source:
-# - 6.1 (the sim's and the qemu board's): vfio_iommu_type1_attach_group's msi_remap =
-#   irq_domain_check_msi_remap() || IOMMU_CAP_INTR_REMAP of each device of the group.
-# - 6.3 on: !allow_unsafe_interrupts && !iommu_group_has_isolated_msi(group) -> EPERM, the same
-#   "No interrupt remapping support" line (vfio/type1: Convert to iommu_group_has_isolated_msi(),
-#   of the isolated_msi branch merged in fc3873095a09, pulled for 6.3 in 143c7bc6496c);
-#   msi_device_has_isolated_msi() walks the device's MSI domain and its parents for
-#   IRQ_DOMAIN_FLAG_ISOLATED_MSI, else arch_is_isolated_msi() (kernel/irq/msi.c).
-# - iommufd: the same test in iommufd_device_bind(), its own allow_unsafe_interrupts
-#   (drivers/iommu/iommufd/device.c).
-ATTACH_CASES = [("v2m", False), ("its", False), ("v2m", True), ("its", True)]
-
-
-@observe("attach")
-def observe_attach(ns):
-    out = []
-    for gic, unsafe in ATTACH_CASES:
-        board = _fresh(gic, unsafe)
-        try:
-            got = _call(ns["attach"], board, ns["edu_name"](board))
-            log = board.dmesg()
-            log = log if isinstance(log, str) else "\n".join(log)
-            out.append({"case": (gic, unsafe), **got, "refused_line": "No interrupt remapping support" in log,
-                        "predicted": _call(ns["attach_allowed"], gic == "its", unsafe)})
-        except Exception as e:
-            out.append({"case": (gic, unsafe), "error": _why(e)})
-        finally:
-            board.close()
-    return out
-
-
-def attach_hint(r):
-    gic, unsafe = r["case"]
-    where = f"on {'the ITS' if gic == 'its' else 'GICv2m'} with allow_unsafe_interrupts={'Y' if unsafe else 'N'}"
-    if "error" in r:
-        return f"attach {where} failed: {r['error']} (return the errno, 0 when it attaches)"
-    want = 0 if gic == "its" or unsafe else errno.EPERM
-    if r["value"] != want:
-        name = lambda v: errno.errorcode.get(v, repr(v)) if v else repr(v)     # noqa: E731
-        return (f"attach {where} returned {name(r['value'])}, the kernel's answer is {name(want)}: "
-                "attach must open a container and the group, set the container, then "
-                "set_iommu(VFIO_TYPE1v2_IOMMU) (type1's attach is where the kernel refuses), and "
-                "return the errno of the call that failed (VfioError.errno), 0 if none did")
-    return None
-
-
-@check("ex4-eperm-on-v2m", points=2)
-def eperm_on_v2m(seen):
-    """attach returns EPERM on GICv2m without allow_unsafe_interrupts, and 0 on the ITS."""
-    for r in seen["attach"][:2]:
-        hint = attach_hint(r)
-        expect(hint is None, hint)
