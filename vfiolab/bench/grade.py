@@ -67,6 +67,68 @@ class LoadSampler:
                 return
 
 
+class CpuAccount:
+    """The CPU time of everything one side starts (its processes and all their descendants,
+    whatever session they put themselves in), counted by a cgroup (v1 cpuacct) that this process
+    joins while that side runs; children inherit it. Unlike wall time it does not depend on the
+    load, nor on how Linux shares the CPU out under load (autogroup gives each session an equal
+    share: our runners are four sessions and the factory a fifth, nbgrader is one). `seconds` is
+    None where no such cgroup can be made (not root, or cgroup v2 only)."""
+
+    ROOT = "/sys/fs/cgroup/cpuacct"
+
+    def __init__(self, name):
+        self.path, self.seconds = os.path.join(self.ROOT, f"vfiolab-bench-{os.getpid()}-{name}"), 0.0
+        try:
+            os.makedirs(self.path, exist_ok=True)
+            self.home = os.path.join(self.ROOT, self._current().lstrip("/"))
+        except OSError:
+            self.path = self.seconds = None
+
+    @staticmethod
+    def _current():
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _, controllers, path = line.rstrip("\n").split(":", 2)
+                if "cpuacct" in controllers.split(","):
+                    return path
+        raise OSError("no cpuacct cgroup")
+
+    def _usage(self):
+        with open(os.path.join(self.path, "cpuacct.usage")) as f:
+            return int(f.read()) / 1e9
+
+    @staticmethod
+    def _move(folder):
+        with open(os.path.join(folder, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+    def __enter__(self):
+        if self.path:
+            self._move(self.path)
+            self._start = self._usage()
+        return self
+
+    def __exit__(self, *exc):
+        if self.path:
+            self._move(self.home)
+            self.seconds += self._usage() - self._start
+
+    def remove(self, wait=10.0):
+        """Once every process of this side has ended (the group cannot go before)."""
+        deadline = time.monotonic() + wait
+        while self.path:
+            try:
+                os.rmdir(self.path)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    print(f"warning: {self.path} still holds processes; remove it later",
+                          file=sys.stderr)
+                    return
+                time.sleep(0.1)
+
+
 def load_average():
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])
@@ -79,6 +141,7 @@ class Side:
         self.name, self.how = name, how
         self.seconds, self.per_notebook, self.loads, self.points = 0.0, [], [], {}
         self.full = ""  # "100/100 full marks (35 points)"
+        self.cpu = 0.0  # CPU seconds of its whole process tree, None if not measured
 
     def add(self, seconds, per_notebook, loads, points):
         self.seconds += seconds
@@ -193,8 +256,10 @@ def bench_lab(lab, args):
                   for i in range(0, args.copies, args.slice)]
         for k, indices in enumerate(slices):
             learners = [_learner(k, i) for i in indices]
-            with LoadSampler() as load:
+            with LoadSampler() as load, args.cpu["ours"] as cpu:
+                before = cpu.seconds
                 seconds, times, graded = grade_slice_ours(lab, learners, args.jobs, work)
+            ours.cpu = None if cpu.seconds is None else ours.cpu + cpu.seconds - before
             records.update(graded)
             ours.add(seconds, times, load.samples, {l: public_points(r) for l, r in graded.items()})
             line = (f"  {name} slice {k + 1}/{len(slices)}: vfiolab grade {seconds:.1f} s "
@@ -202,8 +267,10 @@ def bench_lab(lab, args):
             if theirs:
                 for learner in learners:
                     course.submit(learner)
-                with LoadSampler() as load:
+                with LoadSampler() as load, args.cpu["nbgrader"] as cpu:
+                    before = cpu.seconds
                     seconds, times = course.autograde(f"s{k:02d}*", learners)
+                theirs.cpu = None if cpu.seconds is None else theirs.cpu + cpu.seconds - before
                 theirs.add(seconds, times, load.samples, {})
                 line += f", nbgrader {seconds:.1f} s (load {statistics.mean(load.samples):.1f})"
             print(line, flush=True)  # a run stopped part way still shows what it measured
@@ -234,8 +301,10 @@ def _full_marks(scores):
 
 def _row(lab, side, copies):
     per = side.seconds / max(copies, 1)
+    cpu = f"{side.cpu / max(copies, 1):>8.2f}s" if side.cpu is not None else f"{'-':>9}"
     return (f"{lab:<16}{side.name:<20}{side.seconds:>8.1f}s{per:>9.2f}s"
-            f"{statistics.median(side.per_notebook):>9.2f}s{side.load:>7.1f}  {side.full}; {side.how}")
+            f"{statistics.median(side.per_notebook):>9.2f}s{cpu}{side.load:>7.1f}  "
+            f"{side.full}; {side.how}")
 
 
 def run(args):
@@ -250,32 +319,54 @@ def run(args):
           f"slices of {args.slice} (ours, then nbgrader's on the same notebooks); cell time limit "
           f"{CELL_TIMEOUT} s on both sides; load average {load_average():.2f} at the start",
           flush=True)
-    print(f"{'lab':<16}{'grader':<20}{'total':>9}{'/notebook':>10}{'median':>10}{'load':>7}  points",
-          flush=True)
+    print(f"{'lab':<16}{'grader':<20}{'total':>9}{'/notebook':>10}{'median':>10}{'CPU/nb':>9}"
+          f"{'load':>7}  points", flush=True)
     totals, notes = {}, []
-    for lab in labs:
-        name = os.path.basename(lab)
-        ours, theirs, lab_notes = bench_lab(lab, args)
-        notes += lab_notes
-        for side in (ours, theirs) if theirs else (ours,):
-            print(_row(name, side, args.copies), flush=True)
-            total = totals.setdefault(side.name, Side(side.name, ""))
-            total.add(side.seconds, side.per_notebook, side.loads, {})
-        if theirs:
-            print(f"{'':<16}{'ratio':<20}{theirs.seconds / ours.seconds:>8.2f}x", flush=True)
+    # multiprocessing's resource tracker outlives every slice (it ends after this process):
+    # started here, it stays out of our side's group, which can then be removed at the end
+    from multiprocessing import resource_tracker
+    resource_tracker.ensure_running()
+    args.cpu = {"ours": CpuAccount("ours"), "nbgrader": CpuAccount("nbgrader")}
+    try:
+        for lab in labs:
+            name = os.path.basename(lab)
+            ours, theirs, lab_notes = bench_lab(lab, args)
+            notes += lab_notes
+            for side in (ours, theirs) if theirs else (ours,):
+                print(_row(name, side, args.copies), flush=True)
+                total = totals.setdefault(side.name, Side(side.name, ""))
+                total.full = ""
+                total.add(side.seconds, side.per_notebook, side.loads, {})
+                total.cpu = None if None in (total.cpu, side.cpu) else total.cpu + side.cpu
+            if theirs:
+                print(f"{'':<16}{'ratio':<20}{theirs.seconds / ours.seconds:>8.2f}x", flush=True)
+    finally:
+        _stop_forkserver()  # it sits in our side's group, which cannot go while it runs
+        for account in args.cpu.values():
+            account.remove()
     for note in notes:
         print(note)
     for total in totals.values():
-        print(f"{'all labs':<16}{total.name:<20}{total.seconds:>8.1f}s"
-              f"{total.seconds / (args.copies * len(labs)):>9.2f}s"
-              f"{statistics.median(total.per_notebook):>9.2f}s{total.load:>7.1f}")
+        print(_row("all labs", total, args.copies * len(labs)).split(";")[0])
     if len(totals) == 2:
-        ours, theirs = totals["vfiolab grade"].seconds, totals["nbgrader autograde"].seconds
-        print(f"vfiolab grade is {theirs / ours:.2f}x as fast as nbgrader autograde in total "
-              f"({ours:.1f} s against {theirs:.1f} s for {len(labs)} x {args.copies} notebooks); "
-              f"load average at the end {load_average():.2f}")
+        ours, theirs = totals["vfiolab grade"], totals["nbgrader autograde"]
+        print(f"vfiolab grade is {theirs.seconds / ours.seconds:.2f}x as fast as nbgrader autograde "
+              f"in total ({ours.seconds:.1f} s against {theirs.seconds:.1f} s for {len(labs)} x "
+              f"{args.copies} notebooks); load average at the end {load_average():.2f}")
+        if ours.cpu and theirs.cpu:
+            print(f"CPU time: {ours.cpu:.0f} s against {theirs.cpu:.0f} s: on an idle machine with "
+                  f"{os.cpu_count()} cores that ours keeps busy and nbgrader's one process at a "
+                  f"time, about {theirs.cpu / ours.cpu * os.cpu_count():.2f}x")
     print("per notebook: total / copies; median: ours, one notebook's time while "
           f"{args.jobs} run at once; nbgrader's, the gap between notebooks written one after "
-          "another. load: mean 1-minute load average while that side ran (each side's own "
-          "processes included).")
+          "another; CPU/nb: CPU seconds per notebook of that side's whole process tree. load: "
+          "mean 1-minute load average while that side ran (each side's own processes included).")
     return 0
+
+
+def _stop_forkserver():
+    from multiprocessing import forkserver
+    try:
+        forkserver._forkserver._stop()
+    except (AttributeError, OSError):
+        pass
