@@ -25,3 +25,20 @@ def test_a_released_lab_released_again_is_unchanged(tmp_path, lab):
     changed = [f for f in files(once) if not filecmp.cmp(os.path.join(once, f),
                                                            os.path.join(twice, f), shallow=False)]
     assert changed == [], f"released again, these differ: {changed}"
+
+
+def test_vfiolab_root_names_the_labs_of_an_installed_vfiolab(tmp_path):
+    """The workshop image's flow: labs released into $VFIOLAB_ROOT/labs at build time, then
+    `vfiolab release` (as `vfiolab lab` does for the workspace) takes its labs from there."""
+    import subprocess
+    import sys
+    root = tmp_path / "opt"
+    release_lab(lab_folders(os.path.join(ROOT, "labs"))[-1], root / "labs")   # one lab, not the checkout's all
+    done = subprocess.run([sys.executable, "-m", "vfiolab", "release", str(tmp_path / "again")],
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, VFIOLAB_ROOT=str(root)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(f"released {tmp_path / 'again'}") == len(os.listdir(root / "labs"))
+    assert files(root / "labs") == files(tmp_path / "again")
+    assert all(filecmp.cmp(root / "labs" / f, tmp_path / "again" / f, shallow=False)
+               for f in files(root / "labs"))
