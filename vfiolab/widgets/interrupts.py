@@ -14,7 +14,7 @@ moved, so the picture keeps the last movement until the next one.
 import html
 import re
 
-from .live import LiveView
+from .live import LiveView, refresh_button
 from .memory import AMBER, BOX, CELL, GREY, MONO
 
 HIGHLIGHT = "#fff3bf"
@@ -68,10 +68,7 @@ class InterruptView(LiveView):
         self.readings = 0
         self.previous, self.rows = {}, []
         self.html = w.HTML()
-        self.refresh_button = w.Button(description="Refresh", icon="refresh",
-                                       tooltip="read /proc/interrupts again: what moved since the last reading",
-                                       layout=w.Layout(width="100px"))
-        self.refresh_button.on_click(lambda _: self.refresh())
+        self.refresh_button = refresh_button(self, "read /proc/interrupts again: what moved since the last reading")
         self.widget = w.VBox([w.HBox([self.refresh_button]), self.html])
         self.widget.add_class("vfiolab-interrupts")     # a stable selector for the browser tests
         self.refresh()
@@ -143,11 +140,6 @@ class InterruptView(LiveView):
             note += " (Refresh, or run a cell, to see what moves next)"
         return (f"<div style='{BOX}'><b>{html.escape(self.title)}</b> &middot; reading "
                 f"{self.readings} &middot; {note}{body}</div>")
-
-    def still(self, caption="Still picture"):
-        from IPython.display import HTML
-        return HTML(f"<div class='vfiolab-still' style='opacity:0.9'><i>{html.escape(caption)}:</i>"
-                    f"{self.html_text()}</div>")
 
     def text(self):
         """One line per interrupt (for logs and tests): handler count (+change)."""

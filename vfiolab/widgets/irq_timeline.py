@@ -134,11 +134,6 @@ class IrqTimeline(LiveView):
     def refresh(self, force=True):
         self.html.value = self.html_text()
 
-    def still(self, caption="Still picture"):
-        from IPython.display import HTML
-        return HTML(f"<div class='vfiolab-still' style='opacity:0.9'><i>{html.escape(caption)}:</i>"
-                    f"{self.html_text()}</div>")
-
     def text(self):
         """One line per row (for logs and tests)."""
         def word(v, on, off):

@@ -19,7 +19,7 @@ from collections import namedtuple
 
 from ..hw.gic import (GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER, GITS_BASER, GITS_CBASER,
                       GITS_CREADR, GITS_CTLR, GITS_CWRITER, GITS_TYPER, LPI_BASE, decode_command)
-from .live import LiveView
+from .live import LiveView, refresh_button
 from .memory import AMBER, BOX, GREEN, GREY, MONO, RED, table
 
 COMMAND_SIZE = 32
@@ -292,10 +292,7 @@ class ItsView(LiveView):
             raise LookupError(f"no PCI device {device!r} with an ITS DeviceID on this board: it has {known}")
         self.html = w.HTML()
         self.itt_html, self.landing_html = w.HTML(), w.HTML()
-        self.refresh_button = w.Button(description="Refresh", icon="refresh",
-                                       tooltip="read the ITS's registers, queue and tables again",
-                                       layout=w.Layout(width="100px"))
-        self.refresh_button.on_click(lambda _: self.refresh())
+        self.refresh_button = refresh_button(self, "read the ITS's registers, queue and tables again")
         self.itt_device = w.Dropdown(description="ITT of", layout=w.Layout(width="320px"))
         self.itt_device.observe(lambda _: self._draw_itt(), names="value")
         self.device_id = w.BoundedIntText(value=chosen if chosen is not None else 0, min=0,
@@ -440,10 +437,8 @@ class ItsView(LiveView):
         self._draw_landing()
         return before != (self.html.value, self.itt_html.value, self.landing_html.value)
 
-    def still(self, caption="Still picture"):
-        from IPython.display import HTML
-        return HTML(f"<div class='vfiolab-still' style='opacity:0.9'><i>{html.escape(caption)}:</i>"
-                    f"{self.html_text()}{self.itt_html.value}{self.landing_html.value}</div>")
+    def still_html(self):
+        return self.html_text() + self.itt_html.value + self.landing_html.value
 
     def text(self):
         """Registers, the queue's commands, the tables and the landing as plain text (for tests)."""

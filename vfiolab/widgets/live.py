@@ -4,6 +4,7 @@ A view made again (a cell run twice, or a fresh board from vfiolab.lab_board(fre
 over from the one it replaces, so redraw hooks never pile up. Subclasses provide `board`,
 `widget`, refresh(force) and same_view(other).
 """
+import html
 import weakref
 
 _watching = weakref.WeakSet()
@@ -17,6 +18,15 @@ def replaced(old, new):
     if old.board is not new.board:
         return any(old.board is board for board in vfiolab._retired_lab_boards)
     return old.same_view(new)
+
+
+def refresh_button(view, tooltip):
+    """A Refresh button that reads `view`'s board again (every view has one, beside its picture)."""
+    import ipywidgets as w
+    button = w.Button(description="Refresh", icon="refresh", tooltip=tooltip,
+                      layout=w.Layout(width="100px"))
+    button.on_click(lambda _: view.refresh())
+    return button
 
 
 class LiveView:
@@ -55,3 +65,13 @@ class LiveView:
     def _ipython_display_(self):
         from IPython.display import display
         display(self.widget)
+
+    def still_html(self):
+        """What a still picture shows: the view's HTML as drawn now (views with more panes add them)."""
+        return self.html_text()
+
+    def still(self, caption="Still picture"):
+        """This moment as a picture (HTML, no button), to keep beside the live view."""
+        from IPython.display import HTML
+        return HTML(f"<div class='vfiolab-still' style='opacity:0.9'><i>{html.escape(caption)}:</i>"
+                    f"{self.still_html()}</div>")

@@ -16,7 +16,7 @@ import struct
 
 from ..hw.gic import MSI_IIDR, MSI_SETSPI_NS, MSI_TYPER
 from .interrupts import owner_of, parse_proc_interrupts
-from .live import LiveView
+from .live import LiveView, refresh_button
 from .memory import BOX, GREY, MONO, RED, table
 
 PALETTE = ("#0969da", "#8250df", "#bf3989", "#1a7f37", "#9a6700", "#cf222e", "#0a3069", "#6e7781")
@@ -82,10 +82,7 @@ class V2mView(LiveView):
         import ipywidgets as w
         self.board, self.title, self.max_writes = board, title, max_writes
         self.html = w.HTML()
-        self.refresh_button = w.Button(description="Refresh", icon="refresh",
-                                       tooltip="read the frame, the owners of its SPIs and its last writes again",
-                                       layout=w.Layout(width="100px"))
-        self.refresh_button.on_click(lambda _: self.refresh())
+        self.refresh_button = refresh_button(self, "read the frame, the owners of its SPIs and its last writes again")
         self.widget = w.VBox([w.HBox([self.refresh_button]), self.html])
         self.widget.add_class("vfiolab-v2m")     # a stable selector for the browser tests
         self.refresh()
@@ -176,11 +173,6 @@ class V2mView(LiveView):
 
     def refresh(self, force=True):
         self.html.value = self.html_text()
-
-    def still(self, caption="Still picture"):
-        from IPython.display import HTML
-        return HTML(f"<div class='vfiolab-still' style='opacity:0.9'><i>{html.escape(caption)}:</i>"
-                    f"{self.html_text()}</div>")
 
     def text(self):
         """MSI_TYPER, the owners of the frame's SPIs and the last writes (for logs and tests)."""

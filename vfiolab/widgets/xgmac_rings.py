@@ -13,7 +13,7 @@ from board.xgmac_wire(name).
 import html
 
 from ..hw import xgmac as X
-from .live import LiveView
+from .live import LiveView, refresh_button
 from .memory import BOX, GREEN, GREY, MONO, RED, table
 
 REGISTERS = [("CONTROL", X.CONTROL), ("DMA_CONTROL", X.DMA_CONTROL), ("DMA_INTR_ENA", X.DMA_INTR_ENA),
@@ -71,10 +71,7 @@ class XgmacView(LiveView):
         self.tx_ring, self.rx_ring = tx_ring, rx_ring
         self.title = title or f"xgmac {device}"
         self.html = w.HTML()
-        self.refresh_button = w.Button(description="Refresh", icon="refresh",
-                                       tooltip="read the registers, the rings and the wire again",
-                                       layout=w.Layout(width="100px"))
-        self.refresh_button.on_click(lambda _: self.refresh())
+        self.refresh_button = refresh_button(self, "read the registers, the rings and the wire again")
         self.widget = w.VBox([w.HBox([self.refresh_button]), self.html])
         self.widget.add_class("vfiolab-xgmac")     # a stable selector for the browser tests
         self.refresh()
@@ -148,12 +145,6 @@ class XgmacView(LiveView):
 
     def refresh(self, force=True):
         self.html.value = self.html_text()
-
-    def still(self, caption="Still picture"):
-        """This moment as a picture (HTML, no button), to keep beside the live view."""
-        from IPython.display import HTML
-        return HTML(f"<div class='vfiolab-still' style='opacity:0.9'><i>{html.escape(caption)}:</i>"
-                    f"{self.html_text()}</div>")
 
     def text(self):
         """Registers, OWN bits and the wire as plain text (for logs and tests)."""
