@@ -203,3 +203,16 @@ def test_doctor_says_which_accelerator_the_qemu_board_gets(monkeypatch):
         assert "CPU: KVM acceleration" in text or "CPU: emulated by TCG (/dev/kvm" in text
     monkeypatch.setenv(accel.ENV_VAR, "tcg")
     assert f"CPU: emulated by TCG ({accel.ENV_VAR}=tcg)" in str(doctor.check_qemu())
+
+
+def test_doctor_qemu_names_every_tool_the_vfio_platform_board_requires(monkeypatch, tmp_path):
+    """doctor and the board (vfio_platform_build.require_tools) read one list: with none of the
+    tools on PATH, doctor names each tool and the package that brings it (dpkg-deb was missing)."""
+    from vfiolab.board.qemu import vfio_platform_build as build
+    monkeypatch.setenv("PATH", str(tmp_path))
+    text = str(doctor.check_qemu())
+    tools = {**build.DTC, **build.BUILD_TOOLS}
+    line = next(f for f in text.splitlines() if "vfio-platform on this board" in f)
+    for tool, package in tools.items():
+        assert tool in line, (tool, line)
+        assert package in text, (package, text)

@@ -102,15 +102,17 @@ def check_qemu():
             facts.append("Debian's archive keys are not installed: apt cannot check the packages")
             fixes.append("sudo apt install debian-archive-keyring")
     # vfio_platform=True (lab 03): vfio-platform modules built for the guest kernel, an xgmac node.
-    needs = [t for t in ("aarch64-linux-gnu-gcc", "make", "dtc") if not shutil.which(t)]
+    from .board.qemu.vfio_platform_build import BUILD_TOOLS, DTC
+    tools = {**DTC, **BUILD_TOOLS}          # the board's own list (require_tools): never disagree
+    needs = [t for t in tools if not shutil.which(t)]
     facts.append("vfio-platform on this board (qemu board vfio_platform=True): "
                  + (f"needs {', '.join(needs)}" if needs else "build tools present")
                  + "; the first use downloads ~150 MB (kernel headers, kbuild, linux-source) and "
                  "builds the modules in about a minute; VFIO then runs in no-IOMMU mode, which "
                  "isolates nothing and taints the guest kernel")
     if needs:
-        fixes.append("sudo apt install gcc-aarch64-linux-gnu make device-tree-compiler   "
-                     "(for vfio-platform on the qemu board)")
+        packages = " ".join(dict.fromkeys(tools[t] for t in needs))
+        fixes.append(f"sudo apt install {packages}   (for vfio-platform on the qemu board)")
     facts.append("console: `vfiolab console` opens a shell on a running board's guest")
     return Report("qemu", usable, facts, fixes)
 
