@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import nbformat
 import pytest
 
 from lab_runs import execute, grade_id, lab_copy, needs_qemu
@@ -132,3 +133,19 @@ def test_vfiolab_console_boot_without_qemu_says_so_in_one_line(tmp_path):
         "vfiolab console: qemu-system-aarch64 is not installed: sudo apt install qemu-system-arm. "
         "`vfiolab doctor qemu` checks everything this board needs here; on Debian or Ubuntu "
         "`./bootstrap test` installs it all"]
+
+
+@needs_qemu("02-vfio-pl330")
+def test_lab02_run_qemu_true_without_qemu(tmp_path, monkeypatch):
+    """Lab 02 on the sim, the learner sets RUN_QEMU = True in its qemu section (here: ON_QEMU,
+    which that cell copies), on a machine without QEMU: the section's cell says so in one line."""
+    monkeypatch.setenv("PATH", path_without(tmp_path, "qemu-system-aarch64"))
+    folder, nb = lab_copy("02-vfio-pl330", tmp_path)
+    setup, section = ([c for c in nb.cells if grade_id(c) == name][0] for name in ("setup", "code-64"))
+    nb.cells = [setup, nbformat.v4.new_code_cell("ON_QEMU = True"), section]
+    execute(nb, folder, board="sim", timeout=120)
+    assert not [o for c in nb.cells[:2] for o in c.outputs if o.output_type == "error"]
+    errors = [o for o in nb.cells[2].outputs if o.output_type == "error"]
+    assert len(errors) == 1, nb.cells[2].outputs
+    assert_one_line_saying(errors[0], "qemu-system-aarch64 is not installed",
+                           "sudo apt install qemu-system-arm")
