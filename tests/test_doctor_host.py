@@ -216,3 +216,15 @@ def test_doctor_qemu_names_every_tool_the_vfio_platform_board_requires(monkeypat
     for tool, package in tools.items():
         assert tool in line, (tool, line)
         assert package in text, (package, text)
+
+
+def test_a_board_that_asks_for_tcg_gets_qemus_own_gic_even_where_kvm_could_run(tmp_path):
+    """Lab 04 studies QEMU's GICv2m and ITS models: under KVM they would be the host kernel's vGIC,
+    so its board asks for TCG (QemuBoard(accel="tcg")), which wins over the variable too."""
+    usable = dict(machine="aarch64", dev_kvm=kvm_device(tmp_path), probe=lambda p: 12)
+    assert accel.choose(env={}, **usable).name == "kvm"
+    chosen = accel.choose(env={accel.ENV_VAR: "kvm"}, board_asks="tcg", **usable)
+    assert chosen.name == "tcg" and "accel='tcg'" in chosen.reason
+    assert "-accel tcg -cpu cortex-a57" in command(Machine(accel=chosen), tmp_path)
+    with pytest.raises(ValueError, match="'tcg' .* or None"):
+        accel.choose(env={}, board_asks="kvm", **usable)

@@ -112,7 +112,7 @@ def test_lab04_first_boot_when_debian_cannot_be_reached(tmp_path, monkeypatch):
                            "E: No packages found",
                            "apt-get update before it: Err:1 http://deb.debian.org/debian bookworm "
                            "InRelease | Temporary failure resolving 'deb.debian.org'",
-                           '(in `real = vfiolab.lab_board("qemu", gic=gic, fresh=True)')
+                           '(in `real = vfiolab.lab_board("qemu", gic=gic, fresh=True, accel="tcg")')
 
 
 @pytest.mark.parametrize("lab, cell_id", [("03-xgmac-irqfd", "code-40"), ("04-msi-its", "qemu")])

@@ -51,10 +51,17 @@ def kvm_unusable(machine=None, dev_kvm=DEV_KVM, probe=kvm_api_version):
     return None
 
 
-def choose(virtualization=None, env=None, **probe):
-    """The Accel for a board; virtualization=True (a guest with EL2) needs TCG. probe: kvm_unusable's
+def choose(virtualization=None, env=None, board_asks=None, **probe):
+    """The Accel for a board; virtualization=True (a guest with EL2) needs TCG. board_asks="tcg":
+    the board's caller needs QEMU's own emulated devices (lab 04 studies QEMU's GICv2m and ITS
+    models; under KVM the GIC and ITS are the host kernel's vGIC instead). probe: kvm_unusable's
     arguments (machine, dev_kvm, probe), for tests."""
     env = os.environ if env is None else env
+    if board_asks not in (None, "tcg"):
+        raise ValueError(f"accel is 'tcg' (QEMU's emulated CPU and GIC) or None (KVM where it can "
+                         f"run, else TCG), not {board_asks!r}")
+    if board_asks == "tcg":
+        return Accel("tcg", "the board was opened with accel='tcg': QEMU's own GIC and ITS models")
     wanted = (env.get(ENV_VAR) or "auto").strip().lower()
     if wanted not in ("auto", "kvm", "tcg"):
         raise ValueError(f"{ENV_VAR} is kvm, tcg or unset (choose by itself), not {wanted!r}")

@@ -43,6 +43,7 @@ import weakref
 from ... import uapi
 from ... import uapi_kvm
 from ..mapping import RegisterWindow, ioctl_arg
+from . import accel as accelerators
 from . import image as guest_image
 from . import protocol, smmu_events
 from .machine import RAM_BASE, Machine
@@ -162,7 +163,8 @@ class QemuBoard:
     kind = "qemu"
 
     def __init__(self, gic="its", allow_unsafe_interrupts=False, *, memory_mib=512, cpus=1,
-                 timeout=CALL_TIMEOUT, quiet=False, virtualization=None, vfio_platform=False):
+                 timeout=CALL_TIMEOUT, quiet=False, virtualization=None, vfio_platform=False,
+                 accel=None):
         # One board per Python process (per notebook kernel): re-running the cell that opens a
         # board replaces the old one instead of leaving a second QEMU running.
         for old in list(_live):
@@ -171,8 +173,11 @@ class QemuBoard:
                       "one runs per Python process")
             old.close()
         self.gic, self.allow_unsafe_interrupts, self.timeout = gic, allow_unsafe_interrupts, timeout
+        # accel="tcg" keeps QEMU's emulated GIC/ITS even on an ARM host with KVM (accel.choose).
         self._machine = Machine(gic, allow_unsafe_interrupts, memory_mib, cpus, _share_dir(),
-                                virtualization=virtualization)
+                                virtualization=virtualization,
+                                accel=accelerators.choose(virtualization, board_asks=accel)
+                                if accel is not None else None)
         self._guest_fd = {}      # placeholder fd here -> fd in the guest
         self._eventfds = {}      # eventfd here -> its twin in the guest
         self._eventfd_of_guest = {}   # guest eventfd -> the fd here that it signals
